@@ -98,16 +98,18 @@ impl FromStr for Digest {
             // The OCI grammar: algorithm-component ([a-z0-9]+) joined by [+._-].
             other
                 if !other.is_empty()
-                    && other
-                        .bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)) =>
+                    && other.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"+._-".contains(&b)
+                    }) =>
             {
                 return Err(DigestError::UnsupportedAlgorithm(other.to_owned()));
             }
             _ => return Err(DigestError::Malformed),
         };
         let valid = hex.len() == algorithm.hex_len()
-            && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !valid {
             return Err(DigestError::BadEncoding {
                 algorithm: algorithm.as_str(),
@@ -182,7 +184,8 @@ impl DigestHasher {
 mod tests {
     use super::*;
 
-    const EMPTY256: &str = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    const EMPTY256: &str =
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
     #[test]
     fn parses_sha256_and_sha512() {
@@ -206,7 +209,8 @@ mod tests {
         assert!(upper.replacen("SHA", "sha", 1).parse::<Digest>().is_err());
         // Wrong length for the algorithm.
         assert!(matches!(
-            "sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse::<Digest>(),
+            "sha512:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+                .parse::<Digest>(),
             Err(DigestError::BadEncoding { expected: 128, .. })
         ));
         assert!(matches!(

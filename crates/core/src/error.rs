@@ -19,6 +19,8 @@ pub enum ErrorCode {
     ManifestInvalid,
     /// Manifest unknown.
     ManifestUnknown,
+    /// The manifest is a child of an index and cannot be deleted first (GitLab's code).
+    ManifestReferenced,
     /// Invalid repository name.
     NameInvalid,
     /// Repository name not known to registry.
@@ -59,6 +61,7 @@ impl ErrorCode {
             ManifestBlobUnknown => "MANIFEST_BLOB_UNKNOWN",
             ManifestInvalid => "MANIFEST_INVALID",
             ManifestUnknown => "MANIFEST_UNKNOWN",
+            ManifestReferenced => "MANIFEST_REFERENCED",
             NameInvalid => "NAME_INVALID",
             NameUnknown => "NAME_UNKNOWN",
             SizeInvalid => "SIZE_INVALID",
@@ -89,7 +92,7 @@ impl ErrorCode {
             TooManyRequests => 429,
             // Distribution answers a tag it will not overwrite with 400-class errors; an
             // immutable tag is a conflict with existing state.
-            TagImmutable => 409,
+            TagImmutable | ManifestReferenced => 409,
             // Quota exhaustion is a refusal, not a malformed request.
             QuotaExceeded => 403,
             Unavailable => 503,
@@ -108,6 +111,7 @@ impl ErrorCode {
             ManifestBlobUnknown => "manifest references a manifest or blob unknown to registry",
             ManifestInvalid => "manifest invalid",
             ManifestUnknown => "manifest unknown",
+            ManifestReferenced => "the manifest is referenced by an index; delete the index first",
             NameInvalid => "invalid repository name",
             NameUnknown => "repository name not known to registry",
             SizeInvalid => "provided length did not match content length",

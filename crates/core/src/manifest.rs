@@ -24,8 +24,12 @@ const DOCKER_SCHEMA1: [&str; 2] = [
 ];
 
 /// Every manifest media type the registry stores, for `Accept` negotiation.
-pub const SUPPORTED_MEDIA_TYPES: [&str; 4] =
-    [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST];
+pub const SUPPORTED_MEDIA_TYPES: [&str; 4] = [
+    OCI_MANIFEST,
+    OCI_INDEX,
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+];
 
 /// Why a manifest is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -144,7 +148,9 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Manif
         (None, _) if raw.manifests.is_some() => OCI_INDEX.to_owned(),
         (None, _) if raw.config.is_some() => OCI_MANIFEST.to_owned(),
         (None, h) => {
-            return Err(ManifestError::UnsupportedMediaType(h.unwrap_or("").to_owned()));
+            return Err(ManifestError::UnsupportedMediaType(
+                h.unwrap_or("").to_owned(),
+            ));
         }
     };
     if DOCKER_SCHEMA1.contains(&media_type.as_str()) {
@@ -160,7 +166,9 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Manif
                 .ok_or_else(|| ManifestError::Invalid("image manifest without config".into()))?;
             let layers = raw.layers.unwrap_or_default();
             if media_type == DOCKER_MANIFEST && layers.is_empty() {
-                return Err(ManifestError::Invalid("docker manifest without layers".into()));
+                return Err(ManifestError::Invalid(
+                    "docker manifest without layers".into(),
+                ));
             }
             Content::Image { config, layers }
         }
@@ -175,8 +183,15 @@ pub fn parse(bytes: &[u8], content_type: Option<&str>) -> Result<Manifest, Manif
         Content::Image { config, layers } => std::iter::once(config).chain(layers).collect(),
         Content::Index { manifests } => manifests.iter().collect(),
     };
-    if let Some(bad) = all.into_iter().chain(raw.subject.as_ref()).find(|d| d.size < 0) {
-        return Err(ManifestError::Invalid(format!("negative size for {}", bad.digest)));
+    if let Some(bad) = all
+        .into_iter()
+        .chain(raw.subject.as_ref())
+        .find(|d| d.size < 0)
+    {
+        return Err(ManifestError::Invalid(format!(
+            "negative size for {}",
+            bad.digest
+        )));
     }
     // The referrers API reports artifactType, falling back to the config's media type.
     let artifact_type = raw.artifact_type.clone().or_else(|| match &content {
@@ -224,21 +239,30 @@ mod tests {
         .unwrap();
         assert_eq!(m.artifact_type.as_deref(), Some("application/x-sbom"));
         assert_eq!(m.subject.unwrap().digest, Digest::sha256(b"other"));
-        let Content::Image { layers, .. } = m.content else { panic!() };
+        let Content::Image { layers, .. } = m.content else {
+            panic!()
+        };
         assert_eq!(layers.len(), 1);
     }
 
     #[test]
     fn artifact_type_defaults_to_config_media_type() {
         let m = parse(&image(json!({})), None).unwrap();
-        assert_eq!(m.artifact_type.as_deref(), Some("application/vnd.oci.image.config.v1+json"));
+        assert_eq!(
+            m.artifact_type.as_deref(),
+            Some("application/vnd.oci.image.config.v1+json")
+        );
     }
 
     #[test]
     fn parses_indexes_and_docker_types() {
         let idx = json!({"schemaVersion": 2, "mediaType": DOCKER_MANIFEST_LIST,
             "manifests": [desc(DOCKER_MANIFEST, b"child")]});
-        let m = parse(&serde_json::to_vec(&idx).unwrap(), Some(DOCKER_MANIFEST_LIST)).unwrap();
+        let m = parse(
+            &serde_json::to_vec(&idx).unwrap(),
+            Some(DOCKER_MANIFEST_LIST),
+        )
+        .unwrap();
         assert!(matches!(m.content, Content::Index { ref manifests } if manifests.len() == 1));
         // Media type taken from Content-Type when the body has none.
         let no_mt = json!({"schemaVersion": 2, "manifests": []});
@@ -248,7 +272,10 @@ mod tests {
 
     #[test]
     fn rejects_invalid_manifests() {
-        assert!(matches!(parse(b"not json", None), Err(ManifestError::Invalid(_))));
+        assert!(matches!(
+            parse(b"not json", None),
+            Err(ManifestError::Invalid(_))
+        ));
         assert_eq!(
             parse(&vec![b' '; MAX_MANIFEST_BYTES + 1], None),
             Err(ManifestError::TooLarge)
@@ -260,12 +287,22 @@ mod tests {
             parse(&serde_json::to_vec(&v1).unwrap(), None),
             Err(ManifestError::UnsupportedMediaType(_))
         ));
-        let bad_digest = image(json!({"config": {"mediaType": "x", "digest": "sha256:zz", "size": 1}}));
-        assert!(matches!(parse(&bad_digest, None), Err(ManifestError::Invalid(_))));
+        let bad_digest =
+            image(json!({"config": {"mediaType": "x", "digest": "sha256:zz", "size": 1}}));
+        assert!(matches!(
+            parse(&bad_digest, None),
+            Err(ManifestError::Invalid(_))
+        ));
         let negative = image(json!({"config": {"mediaType": "x",
             "digest": Digest::sha256(b"").to_string(), "size": -1}}));
-        assert!(matches!(parse(&negative, None), Err(ManifestError::Invalid(_))));
+        assert!(matches!(
+            parse(&negative, None),
+            Err(ManifestError::Invalid(_))
+        ));
         let wrong_version = image(json!({"schemaVersion": 3}));
-        assert!(matches!(parse(&wrong_version, None), Err(ManifestError::Invalid(_))));
+        assert!(matches!(
+            parse(&wrong_version, None),
+            Err(ManifestError::Invalid(_))
+        ));
     }
 }

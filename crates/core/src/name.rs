@@ -17,7 +17,9 @@ pub enum NameError {
     #[error("repository name must not be longer than 255 characters")]
     TooLong,
     /// A path component breaks `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
-    #[error("invalid path component {0:?}: use lowercase letters, digits and single separators (., _, __, -)")]
+    #[error(
+        "invalid path component {0:?}: use lowercase letters, digits and single separators (., _, __, -)"
+    )]
     BadComponent(String),
 }
 
@@ -178,8 +180,24 @@ mod tests {
     #[test]
     fn rejects_bad_names() {
         for bad in [
-            "", "/", "a/", "/a", "a//b", "A", "acme/Platform", "a..b", "a___b", "-a", "a-",
-            "a.", "_a", "a/.b", "a b", "a/../b", "a:b", "é",
+            "",
+            "/",
+            "a/",
+            "/a",
+            "a//b",
+            "A",
+            "acme/Platform",
+            "a..b",
+            "a___b",
+            "-a",
+            "a-",
+            "a.",
+            "_a",
+            "a/.b",
+            "a b",
+            "a/../b",
+            "a:b",
+            "é",
         ] {
             assert!(RepoName::parse(bad).is_err(), "{bad:?} should be rejected");
         }
@@ -198,14 +216,23 @@ mod tests {
 
     #[test]
     fn references() {
-        assert_eq!(Reference::parse("v1.0").unwrap(), Reference::Tag("v1.0".into()));
+        assert_eq!(
+            Reference::parse("v1.0").unwrap(),
+            Reference::Tag("v1.0".into())
+        );
         assert_eq!(Reference::parse("_x").unwrap(), Reference::Tag("_x".into()));
         assert!(Reference::parse(&"a".repeat(128)).is_ok());
         for bad in ["", ".v", "-v", "a/b", &"a".repeat(129)] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
-        assert!(matches!(Reference::parse("sha256:abc"), Err(ReferenceError::BadDigest(_))));
+        assert!(matches!(
+            Reference::parse("sha256:abc"),
+            Err(ReferenceError::BadDigest(_))
+        ));
         let d = Digest::sha256(b"x");
-        assert_eq!(Reference::parse(&d.to_string()).unwrap(), Reference::Digest(d));
+        assert_eq!(
+            Reference::parse(&d.to_string()).unwrap(),
+            Reference::Digest(d)
+        );
     }
 }

@@ -127,11 +127,20 @@ mod tests {
                 format!("a/b/manifests/{ds}"),
                 Route::Manifest(name("a/b"), Reference::Digest(d.clone())),
             ),
-            (format!("a/b/blobs/{ds}"), Route::Blob(name("a/b"), d.clone())),
+            (
+                format!("a/b/blobs/{ds}"),
+                Route::Blob(name("a/b"), d.clone()),
+            ),
             ("a/b/blobs/uploads/".into(), Route::Uploads(name("a/b"))),
             ("a/b/blobs/uploads".into(), Route::Uploads(name("a/b"))),
-            ("a/b/blobs/uploads/123-abc".into(), Route::Upload(name("a/b"), "123-abc".into())),
-            (format!("a/b/referrers/{ds}"), Route::Referrers(name("a/b"), d.clone())),
+            (
+                "a/b/blobs/uploads/123-abc".into(),
+                Route::Upload(name("a/b"), "123-abc".into()),
+            ),
+            (
+                format!("a/b/referrers/{ds}"),
+                Route::Referrers(name("a/b"), d.clone()),
+            ),
             // Names may contain the endpoint words themselves.
             (
                 "blobs/manifests/manifests/tags".into(),
@@ -154,9 +163,18 @@ mod tests {
         assert_eq!(parse("manifests/v1"), Err(RouteError::NotFound));
         assert_eq!(parse("a/b/tags/other"), Err(RouteError::NotFound));
         assert!(matches!(parse("A/manifests/v1"), Err(RouteError::Name(_))));
-        assert!(matches!(parse("a//b/manifests/v1"), Err(RouteError::Name(_))));
-        assert!(matches!(parse("a/manifests/-bad"), Err(RouteError::Reference(_))));
-        assert!(matches!(parse("a/blobs/sha256:zz"), Err(RouteError::Reference(_))));
+        assert!(matches!(
+            parse("a//b/manifests/v1"),
+            Err(RouteError::Name(_))
+        ));
+        assert!(matches!(
+            parse("a/manifests/-bad"),
+            Err(RouteError::Reference(_))
+        ));
+        assert!(matches!(
+            parse("a/blobs/sha256:zz"),
+            Err(RouteError::Reference(_))
+        ));
         assert!(matches!(parse("../manifests/v1"), Err(RouteError::Name(_))));
     }
 }

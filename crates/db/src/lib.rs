@@ -1,0 +1,143 @@
+//! Berth's database: connecting (SQLite or PostgreSQL), migrating, the sea-orm entities and
+//! the query functions, grouped by aggregate. Queries take `&impl ConnectionTrait` so the
+//! service layer decides where transactions begin and end.
+
+pub mod blobs;
+pub mod entity;
+pub mod gc;
+pub mod manifests;
+pub mod repositories;
+pub mod tags;
+pub mod uploads;
+
+use std::time::Duration;
+
+use berth_migrations::MigratorTrait;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
+    Statement,
+};
+
+pub use sea_orm;
+
+/// The registry's two handles on one database.
+///
+/// SQLite allows one writer at a time and fails (rather than waits) when a transaction that
+/// has read tries to upgrade to a write while another connection writes. Sending every
+/// write transaction through a one-connection pool serialises writers inside a process, so
+/// that never happens; readers keep their own pool and see WAL snapshots concurrently.
+/// On PostgreSQL both handles are the same pool.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// For reads outside transactions.
+    pub read: DatabaseConnection,
+    /// For write transactions.
+    pub write: DatabaseConnection,
+}
+
+impl Db {
+    /// Which SQL dialect this is.
+    pub fn backend(&self) -> DatabaseBackend {
+        self.read.get_database_backend()
+    }
+
+    /// Check the database answers (readiness probe).
+    pub async fn ping(&self) -> Result<(), DbErr> {
+        self.read.ping().await
+    }
+}
+
+/// Connect to `url` (`sqlite://…` or `postgres://…`).
+pub async fn connect(url: &str) -> Result<Db, DbErr> {
+    if url.starts_with("sqlite:") {
+        create_sqlite_parent(url);
+        let read = Database::connect(options(url, 8)).await?;
+        // WAL is a property of the database file: set once, every connection sees it.
+        read.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+        let write = Database::connect(options(url, 1)).await?;
+        Ok(Db { read, write })
+    } else {
+        let pool = Database::connect(options(url, 16)).await?;
+        Ok(Db {
+            read: pool.clone(),
+            write: pool,
+        })
+    }
+}
+
+fn options(url: &str, max: u32) -> ConnectOptions {
+    let mut o = ConnectOptions::new(url.to_owned());
+    o.max_connections(max)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(30))
+        .sqlx_logging(false);
+    o.map_sqlx_sqlite_opts(|s| {
+        s.busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+    });
+    o
+}
+
+/// `sqlite://data/berth.db?mode=rwc` needs `data/` to exist.
+fn create_sqlite_parent(url: &str) {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or("");
+    if path.is_empty() || path == ":memory:" {
+        return;
+    }
+    if let Some(parent) = std::path::Path::new(path).parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+}
+
+/// Apply pending migrations. Several processes may start at once: on PostgreSQL an advisory
+/// lock makes them take turns; on SQLite the single-writer lock and `IF NOT EXISTS` do.
+pub async fn migrate(db: &Db) -> Result<(), DbErr> {
+    const LOCK_KEY: i64 = 0x6265_7274_68; // "berth"
+    let conn = &db.write;
+    if conn.get_database_backend() == DatabaseBackend::Postgres {
+        // Session-level lock on a dedicated connection would be cleaner; the pool may hand
+        // unlock a different connection, so use a transaction-scoped lock instead.
+        let txn = sea_orm::TransactionTrait::begin(conn).await?;
+        txn.execute(Statement::from_string(
+            DatabaseBackend::Postgres,
+            format!("SELECT pg_advisory_xact_lock({LOCK_KEY})"),
+        ))
+        .await?;
+        berth_migrations::Migrator::up(&txn, None).await?;
+        txn.commit().await
+    } else {
+        berth_migrations::Migrator::up(conn, None).await
+    }
+}
+
+/// Is this error a transient conflict worth retrying (SQLite busy, PostgreSQL serialization)?
+pub fn is_retryable(err: &DbErr) -> bool {
+    let s = err.to_string();
+    s.contains("database is locked")
+        || s.contains("40001")
+        || s.contains("40P01")
+        || s.contains("deadlock")
+}
+
+/// Is this a unique-constraint violation?
+pub fn is_unique_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+    )
+}
+
+/// Is this a foreign-key violation?
+pub fn is_fk_violation(err: &DbErr) -> bool {
+    matches!(
+        err.sql_err(),
+        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
+    )
+}

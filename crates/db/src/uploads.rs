@@ -1,0 +1,62 @@
+//! Queries on upload sessions. The row is the session's identity and owner repository; the
+//! bytes and their true length live in the blob store.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
+
+use crate::entity::uploads::{self, Column, Entity};
+
+/// Start a session.
+pub async fn create(
+    c: &impl ConnectionTrait,
+    id: &str,
+    repository_id: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    let row = uploads::ActiveModel {
+        id: Set(id.to_owned()),
+        repository_id: Set(repository_id),
+        size: Set(0),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    Entity::insert(row).exec_without_returning(c).await?;
+    Ok(())
+}
+
+/// The session `id` if it belongs to `repository_id`.
+pub async fn find(
+    c: &impl ConnectionTrait,
+    id: &str,
+    repository_id: i64,
+) -> Result<Option<uploads::Model>, DbErr> {
+    Entity::find_by_id(id.to_owned())
+        .filter(Column::RepositoryId.eq(repository_id))
+        .one(c)
+        .await
+}
+
+/// Record the session's new size.
+pub async fn set_size(
+    c: &impl ConnectionTrait,
+    id: &str,
+    size: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    Entity::update_many()
+        .col_expr(Column::Size, size.into())
+        .col_expr(Column::UpdatedAt, now.into())
+        .filter(Column::Id.eq(id))
+        .exec(c)
+        .await?;
+    Ok(())
+}
+
+/// End the session.
+pub async fn delete(c: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
+    Ok(Entity::delete_by_id(id.to_owned())
+        .exec(c)
+        .await?
+        .rows_affected
+        > 0)
+}

@@ -1,0 +1,116 @@
+//! Plumbing every Berth binary shares: configuration loading (file < environment),
+//! tracing set-up, the Prometheus recorder, health routes and graceful shutdown.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use serde::de::DeserializeOwned;
+
+/// Load a config struct: the TOML file (if any), then every `BERTH_<KEY>` environment
+/// variable as key `<key>` (lowercased), so each file key can be overridden by environment.
+/// Values from the environment are strings; config structs keep their fields as strings or
+/// use serde's string-friendly types.
+pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> anyhow::Result<T> {
+    let mut table: BTreeMap<String, toml::Value> = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?
+        }
+        None => BTreeMap::new(),
+    };
+    for (k, v) in std::env::vars() {
+        if let Some(key) = k.strip_prefix("BERTH_") {
+            table.insert(key.to_ascii_lowercase(), toml::Value::String(v));
+        }
+    }
+    let value = toml::Value::Table(table.into_iter().collect());
+    T::deserialize(value).context("invalid configuration")
+}
+
+/// Parse a humantime duration (`24h`, `2s`, `500ms`).
+pub fn parse_duration(s: &str) -> anyhow::Result<std::time::Duration> {
+    humantime::parse_duration(s.trim()).with_context(|| format!("invalid duration {s:?}"))
+}
+
+/// Start tracing: `RUST_LOG` filter (default `info`), JSON lines when `json` is set.
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    // A second init (tests starting several apps) is harmless; ignore the error.
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Install the global Prometheus recorder once; later calls return the same handle.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            // Only fails if another recorder is installed; the handle still renders ours.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// `/-/health` (alive), `/-/ready` (the `ready` check passes) and `/metrics`.
+pub fn health_routes<F, Fut>(ready: F) -> Router
+where
+    F: Fn() -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    let handle = metrics_handle();
+    Router::new()
+        .route("/-/health", get(|| async { "ok" }))
+        .route(
+            "/-/ready",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    match ready().await {
+                        Ok(()) => (StatusCode::OK, "ready".to_owned()),
+                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
+                    }
+                }
+            }),
+        )
+        .route("/metrics", get(move || std::future::ready(handle.render())))
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,16 @@
+//! Berth's schema history (sea-orm migrations), one set for SQLite and PostgreSQL.
+//! Frozen history: a migration, once released, never changes and imports nothing internal.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_registry;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_registry::Migration)]
+    }
+}

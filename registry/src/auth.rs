@@ -1,0 +1,89 @@
+//! Bearer-token authentication for `/v2/`: verify the JWT (signature, issuer, audience,
+//! times) and check that its `access` claim covers what the request needs. Authorization
+//! needs depend on the route, so handlers call [`authorize`] with their scopes.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use berth_core::scope::{Action, Scope};
+use berth_token::{Claims, VerifyError};
+
+use crate::error::{RegistryError, Result};
+use crate::state::AppState;
+
+/// The `WWW-Authenticate` value for `scopes` (space-joined), with an optional error.
+pub fn challenge(state: &AppState, scopes: &[Scope], error: Option<&str>) -> String {
+    let mut c = format!(
+        "Bearer realm=\"{}\",service=\"{}\"",
+        state.realm, state.service
+    );
+    if !scopes.is_empty() {
+        let joined: Vec<String> = scopes.iter().map(Scope::to_string).collect();
+        c.push_str(&format!(",scope=\"{}\"", joined.join(" ")));
+    }
+    if let Some(e) = error {
+        c.push_str(&format!(",error=\"{e}\""));
+    }
+    c
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Does `claims` grant every action of `scope`?
+pub fn grants(claims: &Claims, scope: &Scope) -> bool {
+    scope
+        .actions
+        .iter()
+        .all(|a| claims.allows(scope.resource_type, &scope.name, a.as_str()))
+}
+
+/// Authenticate the request and require `scopes`; the 401 names `challenge_scopes`.
+pub async fn authorize_with(
+    state: &AppState,
+    headers: &HeaderMap,
+    scopes: &[Scope],
+    challenge_scopes: &[Scope],
+) -> Result<Arc<Claims>> {
+    let Some(token) = bearer(headers) else {
+        return Err(RegistryError::unauthorized(
+            challenge(state, challenge_scopes, None),
+            "authentication required",
+        ));
+    };
+    let claims = state.verifier.verify(token).await.map_err(|e| {
+        if let VerifyError::KeySource(detail) = &e {
+            tracing::warn!(error = %detail, "token keys unavailable");
+        }
+        tracing::debug!(reason = %e, "token rejected");
+        RegistryError::unauthorized(
+            challenge(state, challenge_scopes, Some("invalid_token")),
+            "invalid token",
+        )
+    })?;
+    if scopes.iter().all(|s| grants(&claims, s)) {
+        Ok(claims)
+    } else {
+        Err(RegistryError::unauthorized(
+            challenge(state, challenge_scopes, Some("insufficient_scope")),
+            "insufficient scope: the token does not grant the requested access",
+        ))
+    }
+}
+
+/// Authenticate and require `actions` on repository `name`.
+pub async fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    name: &str,
+    actions: &[Action],
+) -> Result<Arc<Claims>> {
+    let scope = [Scope::repository(name, actions)];
+    authorize_with(state, headers, &scope, &scope).await
+}

@@ -1,0 +1,116 @@
+//! berth-registry: the OCI/Docker `/v2/` data plane. `main.rs` only loads configuration and
+//! calls [`Application::build`]; tests build the same application on port 0.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod projects;
+pub mod routes;
+pub mod service;
+pub mod state;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use berth_token::{KeySource, PublicKey, Verifier};
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use projects::{ConfiguredProjects, ProjectDirectory};
+pub use state::AppState;
+
+/// A built registry: listening socket bound, state ready.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connect to the database and store (migrating unless `migrate` is false), load the
+    /// token keys and bind the listener.
+    pub async fn build(cfg: Config, migrate: bool) -> anyhow::Result<Self> {
+        let projects: Arc<dyn ProjectDirectory> =
+            Arc::new(ConfiguredProjects::from_list(&cfg.registry_projects));
+        Self::build_with(cfg, migrate, projects).await
+    }
+
+    /// [`Application::build`] with an explicit project directory.
+    pub async fn build_with(
+        cfg: Config,
+        migrate: bool,
+        projects: Arc<dyn ProjectDirectory>,
+    ) -> anyhow::Result<Self> {
+        let db = berth_db::connect(&cfg.database_url)
+            .await
+            .with_context(|| "connecting to the database (BERTH_DATABASE_URL)")?;
+        if migrate {
+            berth_db::migrate(&db)
+                .await
+                .context("applying migrations")?;
+        }
+        let store = berth_blobstore::open_store(&cfg.storage_url)
+            .await
+            .with_context(|| format!("opening the blob store {}", cfg.storage_url))?;
+        let source = match &cfg.token_public_key_file {
+            Some(path) => {
+                let pem =
+                    std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
+                KeySource::Static(
+                    PublicKey::from_pem(&pem).with_context(|| format!("parsing keys in {path}"))?,
+                )
+            }
+            None => KeySource::Jwks {
+                url: cfg.jwks_url(),
+            },
+        };
+        let verifier = Verifier::new(source, cfg.token_issuer.clone(), cfg.token_service.clone());
+        let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
+        let state = AppState::new(state::Inner {
+            db,
+            store,
+            verifier,
+            projects,
+            realm: cfg.realm(),
+            service: cfg.token_service.clone(),
+            review_delay,
+            hashers: Default::default(),
+            manifests: service::cache::ManifestCache::new(berth_server::parse_duration(
+                &cfg.manifest_cache_ttl,
+            )?),
+        });
+        let listener = TcpListener::bind(&cfg.registry_addr)
+            .await
+            .with_context(|| format!("binding {}", cfg.registry_addr))?;
+        Ok(Application { listener, state })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// The shared state (tests inspect the database through it).
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serve until `shutdown` resolves; in-flight requests finish first.
+    pub async fn run_until<F>(self, shutdown: F) -> std::io::Result<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let app = routes::router(self.state).layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG),
+            ),
+        );
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+
+    /// Serve until SIGINT/SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.run_until(berth_server::shutdown_signal()).await
+    }
+}

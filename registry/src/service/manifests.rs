@@ -1,0 +1,186 @@
+//! Manifest writes: validate references, then store the manifest, its links and tag, and the
+//! GC review rows the change implies, in one transaction.
+
+use berth_core::manifest::{Content, Manifest};
+use berth_core::{Digest, ErrorCode, RepoName};
+use berth_db::manifests::{NewLayer, NewManifest};
+use berth_db::{blobs, gc, manifests, repositories, tags};
+use sea_orm::TransactionTrait;
+use serde_json::json;
+
+use crate::error::{RegistryError, Result};
+use crate::state::AppState;
+
+/// Store `payload` (already parsed as `manifest`, digest `digest`) in `name`, tagging it
+/// with `tag` if given.
+pub async fn put(
+    state: &AppState,
+    name: &RepoName,
+    tag: Option<&str>,
+    digest: &Digest,
+    manifest: &Manifest,
+    payload: Vec<u8>,
+) -> Result<()> {
+    let now = chrono::Utc::now();
+    let review_after = state.review_after(now);
+    let d = digest.to_string();
+    let txn = state.db.write.begin().await?;
+    let repo = repositories::get_or_create(&txn, name.as_str(), now).await?;
+    let manifest_id = match manifests::find_by_digest(&txn, repo.id, &d).await? {
+        Some(existing) => existing.id,
+        None => {
+            let (layers, children) = resolve_references(&txn, repo.id, manifest).await?;
+            let config_digest = match &manifest.content {
+                Content::Image { config, .. } => Some(config.digest.to_string()),
+                Content::Index { .. } => None,
+            };
+            let new = NewManifest {
+                repository_id: repo.id,
+                digest: d.clone(),
+                media_type: manifest.media_type.clone(),
+                artifact_type: manifest.artifact_type.clone(),
+                subject_digest: manifest.subject.as_ref().map(|s| s.digest.to_string()),
+                config_digest,
+                payload,
+            };
+            let id = manifests::insert(&txn, new, layers, children, now).await?;
+            if tag.is_none() {
+                gc::enqueue_manifest(
+                    &txn,
+                    repo.id,
+                    id,
+                    gc::Event::ManifestUpload,
+                    review_after,
+                    now,
+                )
+                .await?;
+            }
+            id
+        }
+    };
+    if let Some(tag) = tag {
+        if let Some(previous) = tags::upsert(&txn, repo.id, tag, manifest_id, now).await? {
+            gc::enqueue_manifest(
+                &txn,
+                repo.id,
+                previous,
+                gc::Event::TagSwitch,
+                review_after,
+                now,
+            )
+            .await?;
+        }
+    }
+    repositories::touch_pushed(&txn, repo.id, now).await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Layer rows and child manifest ids; every referenced blob must be linked to the
+/// repository and every child manifest present in it.
+async fn resolve_references(
+    c: &impl sea_orm::ConnectionTrait,
+    repository_id: i64,
+    manifest: &Manifest,
+) -> Result<(Vec<NewLayer>, Vec<i64>)> {
+    match &manifest.content {
+        Content::Image { config, layers } => {
+            let wanted: Vec<_> = std::iter::once(config)
+                .chain(layers.iter())
+                .filter(|d| !d.is_foreign())
+                .collect();
+            let mut digests: Vec<String> = wanted.iter().map(|d| d.digest.to_string()).collect();
+            digests.sort();
+            digests.dedup();
+            let present = blobs::linked_among(c, repository_id, digests.clone()).await?;
+            if let Some(missing) = digests.iter().find(|d| !present.contains(d)) {
+                return Err(RegistryError::new(ErrorCode::ManifestBlobUnknown)
+                    .message(format!(
+                        "blob {missing} is not in this repository; push it first"
+                    ))
+                    .detail(json!({ "digest": missing })));
+            }
+            let rows = layers
+                .iter()
+                .filter(|l| !l.is_foreign())
+                .map(|l| NewLayer {
+                    digest: l.digest.to_string(),
+                    media_type: l.media_type.clone(),
+                    size: l.size,
+                })
+                .collect();
+            Ok((rows, Vec::new()))
+        }
+        Content::Index {
+            manifests: children,
+        } => {
+            let digests: Vec<String> = children.iter().map(|d| d.digest.to_string()).collect();
+            let found = manifests::ids_among(c, repository_id, digests.clone()).await?;
+            if let Some(missing) = digests
+                .iter()
+                .find(|d| !found.iter().any(|(fd, _)| fd == *d))
+            {
+                return Err(RegistryError::new(ErrorCode::ManifestBlobUnknown)
+                    .message(format!(
+                        "manifest {missing} is not in this repository; push it first"
+                    ))
+                    .detail(json!({ "digest": missing })));
+            }
+            Ok((Vec::new(), found.into_iter().map(|(_, id)| id).collect()))
+        }
+    }
+}
+
+/// Delete a tag; its manifest is queued for review.
+pub async fn delete_tag(state: &AppState, repository_id: i64, tag: &str) -> Result<()> {
+    let now = chrono::Utc::now();
+    let txn = state.db.write.begin().await?;
+    let deleted = tags::delete(&txn, repository_id, tag)
+        .await?
+        .ok_or_else(|| {
+            RegistryError::new(ErrorCode::ManifestUnknown).message(format!("tag {tag} not found"))
+        })?;
+    gc::enqueue_manifest(
+        &txn,
+        repository_id,
+        deleted.manifest_id,
+        gc::Event::TagDelete,
+        state.review_after(now),
+        now,
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Delete a manifest and its tags; its blobs and children are queued for review.
+pub async fn delete(state: &AppState, repository_id: i64, digest: &Digest) -> Result<()> {
+    let now = chrono::Utc::now();
+    let review_after = state.review_after(now);
+    let txn = state.db.write.begin().await?;
+    let m = manifests::find_by_digest(&txn, repository_id, &digest.to_string())
+        .await?
+        .ok_or_else(|| RegistryError::new(ErrorCode::ManifestUnknown))?;
+    if manifests::is_referenced_by_index(&txn, m.id).await? {
+        return Err(RegistryError::new(ErrorCode::ManifestReferenced));
+    }
+    let blob_digests = manifests::blob_digests(&txn, &m).await?;
+    let children = manifests::child_ids(&txn, m.id).await?;
+    manifests::delete(&txn, m.id).await?;
+    for b in blob_digests {
+        gc::enqueue_blob(&txn, &b, gc::Event::ManifestDelete, review_after, now).await?;
+    }
+    for child in children {
+        gc::enqueue_manifest(
+            &txn,
+            repository_id,
+            child,
+            gc::Event::IndexDelete,
+            review_after,
+            now,
+        )
+        .await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,6 @@
+//! The registry's services: the logic behind the handlers, owning transactions.
+
+pub mod body;
+pub mod cache;
+pub mod manifests;
+pub mod uploads;

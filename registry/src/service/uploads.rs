@@ -1,0 +1,151 @@
+//! Blob uploads: appending chunks with a running hash, finishing with digest verification
+//! and an atomic commit, and recording the blob in the same transaction as its GC review.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use berth_core::{Algorithm, Digest, DigestHasher, ErrorCode};
+use berth_db::{blobs, gc, uploads};
+use futures_util::StreamExt;
+use sea_orm::TransactionTrait;
+
+use crate::error::{RegistryError, Result};
+use crate::service::body::metered;
+use crate::state::AppState;
+
+/// Upper bound on remembered hashes; abandoned uploads must not grow memory forever. When
+/// it is reached the map is emptied: a forgotten hash only costs a re-read at commit.
+const MAX_HASHERS: usize = 4096;
+
+/// Running hashes of uploads this process has been streaming, keyed by upload id and valid
+/// only at the recorded offset. Another process (or this one after a restart) has no entry
+/// and re-hashes the stored bytes when the upload is finished: correct, just slower.
+#[derive(Default)]
+pub struct Hashers(Mutex<HashMap<String, (u64, DigestHasher)>>);
+
+impl Hashers {
+    fn take(&self, id: &str, offset: u64) -> Option<DigestHasher> {
+        let mut map = self.0.lock().ok()?;
+        match map.remove(id) {
+            Some((at, h)) if at == offset => Some(h),
+            _ => None,
+        }
+    }
+
+    fn put(&self, id: &str, offset: u64, h: DigestHasher) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= MAX_HASHERS {
+                map.clear();
+            }
+            map.insert(id.to_owned(), (offset, h));
+        }
+    }
+
+    /// Forget an upload's hash.
+    pub fn forget(&self, id: &str) {
+        if let Ok(mut map) = self.0.lock() {
+            map.remove(id);
+        }
+    }
+}
+
+/// Append `body` at `offset`; returns the new size. A failed append changes nothing.
+pub async fn append(
+    state: &AppState,
+    id: &str,
+    offset: u64,
+    body: Body,
+    expected_len: Option<u64>,
+) -> Result<u64> {
+    let hasher = if offset == 0 {
+        Some(DigestHasher::new(Algorithm::Sha256))
+    } else {
+        state.hashers.take(id, offset)
+    };
+    let shared = Arc::new(Mutex::new(hasher));
+    let size = state
+        .store
+        .append_upload(id, offset, metered(body, shared.clone(), expected_len))
+        .await?;
+    metrics::counter!("berth_registry_upload_bytes_total").increment(size - offset);
+    let hasher = shared.lock().ok().and_then(|mut h| h.take());
+    if let Some(h) = hasher {
+        state.hashers.put(id, size, h);
+    }
+    Ok(size)
+}
+
+/// Verify the upload hashes to `digest`, commit its bytes and record the blob in
+/// `repository_id`. On a mismatch the upload is discarded: nothing is kept.
+pub async fn finish(
+    state: &AppState,
+    repository_id: i64,
+    id: &str,
+    digest: &Digest,
+) -> Result<u64> {
+    let size = state.store.upload_size(id).await?;
+    let computed = match state.hashers.take(id, size) {
+        Some(h) if h.algorithm() == digest.algorithm() => h.finalize(),
+        _ => rehash(state, id, digest.algorithm()).await?,
+    };
+    if computed != *digest {
+        discard(state, id).await?;
+        return Err(
+            RegistryError::new(ErrorCode::DigestInvalid).message(format!(
+                "uploaded content has digest {computed}, not {digest}"
+            )),
+        );
+    }
+    // Bytes first, then the row: a crash between the two leaves an orphan file (found by
+    // `berth-gc check`), never a row whose bytes are missing.
+    state.store.commit_upload(id, digest).await?;
+    record_blob(state, repository_id, digest, size as i64, Some(id)).await?;
+    Ok(size)
+}
+
+/// Insert the blob, link it to the repository, queue its GC review and end the upload
+/// session, all in one transaction.
+pub async fn record_blob(
+    state: &AppState,
+    repository_id: i64,
+    digest: &Digest,
+    size: i64,
+    upload: Option<&str>,
+) -> Result<()> {
+    let now = chrono::Utc::now();
+    let d = digest.to_string();
+    let txn = state.db.write.begin().await?;
+    blobs::insert(&txn, &d, size, now).await?;
+    blobs::link(&txn, repository_id, &d, now).await?;
+    gc::enqueue_blob(
+        &txn,
+        &d,
+        gc::Event::BlobUpload,
+        state.review_after(now),
+        now,
+    )
+    .await?;
+    if let Some(id) = upload {
+        uploads::delete(&txn, id).await?;
+    }
+    txn.commit().await?;
+    Ok(())
+}
+
+/// Drop an upload's bytes and session.
+pub async fn discard(state: &AppState, id: &str) -> Result<()> {
+    state.hashers.forget(id);
+    state.store.delete_upload(id).await?;
+    uploads::delete(&state.db.write, id).await?;
+    Ok(())
+}
+
+async fn rehash(state: &AppState, id: &str, algorithm: Algorithm) -> Result<Digest> {
+    let mut stream = state.store.read_upload(id).await?;
+    let mut h = DigestHasher::new(algorithm);
+    while let Some(chunk) = stream.next().await {
+        h.update(&chunk.map_err(berth_blobstore::StoreError::Io)?);
+    }
+    Ok(h.finalize())
+}

@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `berth-registry` binary, a real database (SQLite and
+//! PostgreSQL), real clients. One module per scenario.
+
+mod support;
+
+mod api;
+mod auth;
+mod clients;
+mod resume;
