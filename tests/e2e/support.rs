@@ -159,10 +159,10 @@ async fn spawn(
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if let Ok(r) = reqwest::get(format!("{url}/-/health")).await {
-            if r.status().is_success() {
-                break;
-            }
+        if let Ok(r) = reqwest::get(format!("{url}/-/health")).await
+            && r.status().is_success()
+        {
+            break;
         }
         assert!(
             Instant::now() < deadline,

@@ -99,7 +99,7 @@ fn create_sqlite_parent(url: &str) {
 /// Apply pending migrations. Several processes may start at once: on PostgreSQL an advisory
 /// lock makes them take turns; on SQLite the single-writer lock and `IF NOT EXISTS` do.
 pub async fn migrate(db: &Db) -> Result<(), DbErr> {
-    const LOCK_KEY: i64 = 0x6265_7274_68; // "berth"
+    const LOCK_KEY: i64 = 0x0062_6572_7468; // "berth"
     let conn = &db.write;
     if conn.get_database_backend() == DatabaseBackend::Postgres {
         // Session-level lock on a dedicated connection would be cleaner; the pool may hand

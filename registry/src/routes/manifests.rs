@@ -102,11 +102,11 @@ pub async fn put_manifest(
         Reference::Tag(_) => berth_core::Algorithm::Sha256,
     };
     let digest = Digest::compute(algorithm, &payload);
-    if let Reference::Digest(expected) = reference {
-        if *expected != digest {
-            return Err(RegistryError::new(ErrorCode::DigestInvalid)
-                .message(format!("manifest digest is {digest}, not {expected}")));
-        }
+    if let Reference::Digest(expected) = reference
+        && *expected != digest
+    {
+        return Err(RegistryError::new(ErrorCode::DigestInvalid)
+            .message(format!("manifest digest is {digest}, not {expected}")));
     }
     let parsed = manifest::parse(&payload, content_type.as_deref()).map_err(|e| match e {
         ManifestError::TooLarge => {

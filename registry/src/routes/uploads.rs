@@ -84,12 +84,12 @@ pub async fn start_upload(
         // request silently becomes a normal upload session and nothing is linked.
         let source_readable =
             crate::auth::grants(&claims, &Scope::repository(from.as_str(), &[Action::Pull]));
-        if let (true, Ok(digest)) = (source_readable, mount.parse::<Digest>()) {
-            if let Some(size) = mountable(state, from, &digest).await? {
-                service::uploads::record_blob(state, repo.id, &digest, size, None).await?;
-                metrics::counter!("berth_registry_blob_mounts_total").increment(1);
-                return Ok(created(name, &digest));
-            }
+        if let (true, Ok(digest)) = (source_readable, mount.parse::<Digest>())
+            && let Some(size) = mountable(state, from, &digest).await?
+        {
+            service::uploads::record_blob(state, repo.id, &digest, size, None).await?;
+            metrics::counter!("berth_registry_blob_mounts_total").increment(1);
+            return Ok(created(name, &digest));
         }
     }
 

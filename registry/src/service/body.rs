@@ -64,10 +64,10 @@ impl Stream for Metered {
                     self.done = true;
                     return Poll::Ready(Some(Err(mismatch(expected, self.seen))));
                 }
-                if let Ok(mut h) = self.hasher.lock() {
-                    if let Some(h) = h.as_mut() {
-                        h.update(&chunk);
-                    }
+                if let Ok(mut h) = self.hasher.lock()
+                    && let Some(h) = h.as_mut()
+                {
+                    h.update(&chunk);
                 }
                 Poll::Ready(Some(Ok(chunk)))
             }

@@ -58,18 +58,18 @@ pub async fn put(
             id
         }
     };
-    if let Some(tag) = tag {
-        if let Some(previous) = tags::upsert(&txn, repo.id, tag, manifest_id, now).await? {
-            gc::enqueue_manifest(
-                &txn,
-                repo.id,
-                previous,
-                gc::Event::TagSwitch,
-                review_after,
-                now,
-            )
-            .await?;
-        }
+    if let Some(tag) = tag
+        && let Some(previous) = tags::upsert(&txn, repo.id, tag, manifest_id, now).await?
+    {
+        gc::enqueue_manifest(
+            &txn,
+            repo.id,
+            previous,
+            gc::Event::TagSwitch,
+            review_after,
+            now,
+        )
+        .await?;
     }
     repositories::touch_pushed(&txn, repo.id, now).await?;
     txn.commit().await?;
