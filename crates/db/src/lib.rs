@@ -97,7 +97,7 @@ fn create_sqlite_parent(url: &str) {
 }
 
 /// Apply pending migrations. Several processes may start at once: on PostgreSQL an advisory
-/// lock makes them take turns; on SQLite the single-writer lock and `IF NOT EXISTS` do.
+/// lock makes them take turns; on SQLite the database's write lock does.
 pub async fn migrate(db: &Db) -> Result<(), DbErr> {
     const LOCK_KEY: i64 = 0x0062_6572_7468; // "berth"
     let conn = &db.write;
@@ -113,7 +113,18 @@ pub async fn migrate(db: &Db) -> Result<(), DbErr> {
         berth_migrations::Migrator::up(&txn, None).await?;
         txn.commit().await
     } else {
-        berth_migrations::Migrator::up(conn, None).await
+        // SQLite: a transaction whose first statement is a write takes the database's write
+        // lock (waiting through the busy timeout), so concurrent starters run one at a time
+        // and each sees the others' recorded versions.
+        conn.execute_unprepared(
+            "CREATE TABLE IF NOT EXISTS berth_migration_lock (id INTEGER PRIMARY KEY)",
+        )
+        .await?;
+        let txn = sea_orm::TransactionTrait::begin(conn).await?;
+        txn.execute_unprepared("INSERT OR REPLACE INTO berth_migration_lock (id) VALUES (1)")
+            .await?;
+        berth_migrations::Migrator::up(&txn, None).await?;
+        txn.commit().await
     }
 }
 
@@ -134,10 +145,11 @@ pub fn is_unique_violation(err: &DbErr) -> bool {
     )
 }
 
-/// Is this a foreign-key violation?
+/// Is this a foreign-key violation? (SQLite reports `ON DELETE RESTRICT` with its own code,
+/// which sqlx does not classify, hence the message check.)
 pub fn is_fk_violation(err: &DbErr) -> bool {
     matches!(
         err.sql_err(),
         Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
-    )
+    ) || err.to_string().contains("FOREIGN KEY constraint failed")
 }
