@@ -304,6 +304,27 @@ both!(manifest_errors, |env| {
     assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
 });
 
+both!(unsupported_method, |env| {
+    let token = env.token(NAME, &["pull", "push"]);
+    let r = env
+        .http
+        .post(format!("{}/v2/{NAME}/manifests/v1", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(r).await, "UNSUPPORTED");
+    let r = env
+        .http
+        .get(format!("{}/v2/{NAME}/nothing/here", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+});
+
 both!(naming_rule, |env| {
     // Outside any project, or more than two segments below one: NAME_INVALID on push.
     for name in ["nobody/app", "acme/platform/a/b/c"] {
