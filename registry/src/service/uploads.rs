@@ -87,7 +87,12 @@ pub async fn finish(
     let size = state.store.upload_size(id).await?;
     let computed = match state.hashers.take(id, size) {
         Some(h) if h.algorithm() == digest.algorithm() => h.finalize(),
-        _ => rehash(state, id, digest.algorithm()).await?,
+        _ => {
+            // This process did not stream the whole upload (restart, another replica, or
+            // a non-sha256 digest): read the bytes back once.
+            metrics::counter!("berth_registry_upload_rehash_bytes_total").increment(size);
+            rehash(state, id, digest.algorithm()).await?
+        }
     };
     if computed != *digest {
         discard(state, id).await?;

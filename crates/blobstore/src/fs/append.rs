@@ -22,6 +22,13 @@ use crate::error::join_error;
 /// Bytes gathered before a write is issued.
 const BATCH: usize = 1 << 20;
 
+/// Bytes written between background `fdatasync` calls. Commit must fsync the whole file
+/// before the blob becomes visible; starting the flush while the body is still arriving
+/// leaves only the tail for that final fsync, so a large push is not held up at the end
+/// by a long flush. (It does not make anything durable earlier that matters: only the
+/// commit's fsync is relied on.)
+const WRITE_BEHIND: u64 = 64 << 20;
+
 /// What the write task hands back: the emptied buffer, for reuse, and the outcome.
 type WriteTask = JoinHandle<(Option<Vec<u8>>, io::Result<()>)>;
 
@@ -35,6 +42,10 @@ pub(super) struct Appender {
     buf: Vec<u8>,
     spare: Option<Vec<u8>>,
     pending: Option<WriteTask>,
+    /// A background `fdatasync` in flight.
+    syncing: Option<JoinHandle<io::Result<()>>>,
+    /// Bytes handed to write tasks so far.
+    submitted: u64,
     lock: Option<UploadGuard>,
     /// Set once the file is in a final state: fully appended or truncated back.
     settled: bool,
@@ -50,6 +61,8 @@ impl Appender {
             buf: Vec::new(),
             spare: None,
             pending: None,
+            syncing: None,
+            submitted: 0,
             lock: Some(lock),
             settled: false,
         }
@@ -107,9 +120,27 @@ impl Appender {
     async fn submit(&mut self, batch: Batch) -> io::Result<()> {
         // Writes go through the shared file cursor, so only one may run at a time.
         self.wait().await?;
+        let before = self.start + self.submitted;
+        self.submitted += batch.len() as u64;
         let file = self.file.clone();
         self.pending = Some(tokio::task::spawn_blocking(move || batch.write_to(&file)));
+        // Counted on the file's offset, not per append, so chunked uploads (many appends
+        // of a few MiB each) get the same write-behind as one long stream.
+        let after = self.start + self.submitted;
+        if before / WRITE_BEHIND != after / WRITE_BEHIND {
+            self.write_behind();
+        }
         Ok(())
+    }
+
+    /// Start a background flush unless one is still running.
+    fn write_behind(&mut self) {
+        if self.syncing.as_ref().is_some_and(|s| !s.is_finished()) {
+            return;
+        }
+        let file = self.file.clone();
+        // Errors are ignored here on purpose: the commit's fsync reports any that matter.
+        self.syncing = Some(tokio::task::spawn_blocking(move || file.sync_data()));
     }
 
     /// Wait for the running write, if any. The handle stays in place while awaiting so that
@@ -183,6 +214,13 @@ enum Batch {
 }
 
 impl Batch {
+    fn len(&self) -> usize {
+        match self {
+            Batch::Owned(buf) => buf.len(),
+            Batch::Shared(bytes) => bytes.len(),
+        }
+    }
+
     fn write_to(self, file: &File) -> (Option<Vec<u8>>, io::Result<()>) {
         let mut out = file;
         match self {
