@@ -159,6 +159,11 @@ async fn commit_waits_for_a_running_append() {
     tx.send(Ok(Bytes::copy_from_slice(&data[..1000])))
         .await
         .expect("send");
+    // Only once the append has taken the chunk does it hold the upload's lock; before that
+    // a commit may legitimately run first.
+    while tx.capacity() < tx.max_capacity() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     let commit = {
         let (store, id, digest) = (store.clone(), id.clone(), digest.clone());
         tokio::spawn(async move { store.commit_upload(&id, &digest).await })
