@@ -201,8 +201,10 @@ pub fn print(plan: &Plan, kinds: &[Kind], rounds: u32, bounds: &Bounds, results:
     }
     println!("(ratio > 1 is better for throughput rows; < 1 is better for p99 and RSS rows)");
 
-    // A push faster than write+fsync means the registry acknowledged the blob before it
-    // reached the disk; worth saying, since it changes what the push rows compare.
+    // The disk probe is one sample taken before the rounds; on a shared VM disk it swings
+    // several-fold. A push faster than it says the probe was unlucky or the registry does
+    // not fsync before answering (Berth fsyncs every blob before its 201; Distribution 2.8
+    // never fsyncs), so print it as a caution, not a verdict.
     for kind in [Kind::Berth, Kind::Distribution] {
         let fastest = [Metric::PushMonolithic, Metric::PushChunked]
             .into_iter()
@@ -212,8 +214,8 @@ pub fn print(plan: &Plan, kinds: &[Kind], rounds: u32, bounds: &Bounds, results:
             && push > bounds.disk_mbps
         {
             println!(
-                "note: {kind} pushed at {push:.0} MB/s, above the disk's write+fsync \
-                 {:.0} MB/s: it does not wait for blobs to be durable",
+                "note: {kind} pushed at {push:.0} MB/s, above the single disk probe of \
+                 {:.0} MB/s write+fsync; the probe is noisy on this disk",
                 bounds.disk_mbps
             );
         }

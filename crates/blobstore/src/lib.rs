@@ -109,6 +109,9 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Append `body` to the upload, whose current size must equal `offset` (else
     /// [`StoreError::OffsetMismatch`] and nothing is written). Returns the new total size.
+    /// An append at offset 0 creates the upload if [`BlobStore::create_upload`] was never
+    /// called: callers that track sessions elsewhere need not touch the store until bytes
+    /// arrive.
     ///
     /// The body is streamed, never held in memory whole. If the body yields an error, or
     /// writing fails, or the returned future is dropped midway, the upload is truncated back
@@ -129,6 +132,10 @@ pub trait BlobStore: Send + Sync + 'static {
     /// once this returns the blob survives a crash. If the blob already exists the upload
     /// is just dropped.
     async fn commit_upload(&self, id: &str, digest: &Digest) -> Result<()>;
+
+    /// Store a small blob whose bytes are in memory and whose digest the caller verified:
+    /// atomic and durable like [`BlobStore::commit_upload`], and a no-op if the blob exists.
+    async fn put_blob(&self, digest: &Digest, bytes: bytes::Bytes) -> Result<()>;
 
     /// Remove an upload. Idempotent: `Ok` if already absent.
     async fn delete_upload(&self, id: &str) -> Result<()>;

@@ -12,6 +12,7 @@ use berth_db::{repositories, uploads};
 use super::Request;
 use crate::error::{RegistryError, Result};
 use crate::service;
+use crate::service::uploads::SMALL_BLOB;
 use crate::state::AppState;
 
 fn hv(s: &str) -> HeaderValue {
@@ -94,12 +95,17 @@ pub async fn start_upload(
     }
 
     let digest = parse_digest(req)?;
+    let len = content_length(req);
+    if let (Some(digest), Some(len)) = (&digest, len.filter(|l| *l <= SMALL_BLOB)) {
+        // A small monolithic upload needs no session at all.
+        service::uploads::put_small(state, repo.id, body, len, digest, None).await?;
+        return Ok(created(name, digest));
+    }
     let id = uuid::Uuid::new_v4().to_string();
-    state.store.create_upload(&id).await?;
+    // Only the session row is written now; the store creates the upload with its first byte.
     uploads::create(&state.db.write, &id, repo.id, now).await?;
     if let Some(digest) = digest {
         // Monolithic upload: the body is the whole blob.
-        let len = content_length(req);
         let result = async {
             service::uploads::append(state, &id, 0, body, len).await?;
             service::uploads::finish(state, repo.id, &id, &digest).await
@@ -138,7 +144,12 @@ async fn session(state: &AppState, name: &RepoName, id: &str) -> Result<(i64, u6
         .await?
         .ok_or_else(unknown)?;
     // The store holds the true length: a PATCH cut short by a crash is rolled back there.
-    let size = state.store.upload_size(id).await.map_err(|_| unknown())?;
+    // No upload in the store yet means no byte has arrived.
+    let size = match state.store.upload_size(id).await {
+        Ok(size) => size,
+        Err(berth_blobstore::StoreError::UploadNotFound) => 0,
+        Err(_) => return Err(unknown()),
+    };
     Ok((repo.id, size))
 }
 
@@ -232,6 +243,18 @@ pub async fn put_upload(
     })?;
     let (repository_id, size) = session(state, name, id).await?;
     let len = content_length(req);
+    let chunk_range = req.header(header::CONTENT_RANGE);
+    if let (0, None, Some(len)) = (
+        size,
+        chunk_range,
+        len.filter(|l| (1..=SMALL_BLOB).contains(l)),
+    ) {
+        // The whole (small) blob in the closing request with nothing streamed before. An
+        // upload file could only exist here empty (a zero-byte PATCH); drop it as well.
+        service::uploads::put_small(state, repository_id, body, len, &digest, Some(id)).await?;
+        state.store.delete_upload(id).await?;
+        return Ok(created(name, &digest));
+    }
     if len != Some(0) {
         if let Some(range) = req.header(header::CONTENT_RANGE) {
             let (start, _) = parse_content_range(range)?;

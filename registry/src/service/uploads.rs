@@ -14,6 +14,11 @@ use crate::error::{RegistryError, Result};
 use crate::service::body::metered;
 use crate::state::AppState;
 
+/// Blobs up to this size sent in one request are taken into memory and stored in one step:
+/// configs and small layers are most blobs by count, and for them the per-request file and
+/// thread hand-offs of a streamed upload cost more than the bytes.
+pub const SMALL_BLOB: u64 = 1 << 20;
+
 /// Upper bound on remembered hashes; abandoned uploads must not grow memory forever. When
 /// it is reached the map is emptied: a forgotten hash only costs a re-read at commit.
 const MAX_HASHERS: usize = 4096;
@@ -76,6 +81,65 @@ pub async fn append(
     Ok(size)
 }
 
+/// Store a whole small blob sent as one body of `len` bytes (at most [`SMALL_BLOB`]): read
+/// it, verify it against `digest`, store and record it. `upload` is the session it closes,
+/// if any; on any failure that session is discarded and nothing is kept.
+pub async fn put_small(
+    state: &AppState,
+    repository_id: i64,
+    body: Body,
+    len: u64,
+    digest: &Digest,
+    upload: Option<&str>,
+) -> Result<()> {
+    let result = async {
+        let bytes = read_exact(body, len).await?;
+        let computed = Digest::compute(digest.algorithm(), &bytes);
+        if computed != *digest {
+            return Err(
+                RegistryError::new(ErrorCode::DigestInvalid).message(format!(
+                    "uploaded content has digest {computed}, not {digest}"
+                )),
+            );
+        }
+        metrics::counter!("berth_registry_upload_bytes_total").increment(len);
+        state.store.put_blob(digest, bytes).await?;
+        record_blob(state, repository_id, digest, len as i64, upload).await
+    }
+    .await;
+    if let (Err(_), Some(id)) = (&result, upload) {
+        let _ = discard(state, id).await;
+    }
+    result
+}
+
+/// The body, which must be exactly `len` bytes.
+async fn read_exact(body: Body, len: u64) -> Result<bytes::Bytes> {
+    use http_body_util::BodyExt;
+    let collected = http_body_util::Limited::new(body, len as usize)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                RegistryError::new(ErrorCode::SizeInvalid)
+                    .message(format!("body is longer than its Content-Length {len}"))
+            } else {
+                RegistryError::new(ErrorCode::BlobUploadInvalid)
+                    .message("the request body was cut short")
+            }
+        })?;
+    let bytes = collected.to_bytes();
+    if bytes.len() as u64 != len {
+        return Err(RegistryError::new(ErrorCode::SizeInvalid).message(format!(
+            "body has {} bytes, Content-Length says {len}",
+            bytes.len()
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Verify the upload hashes to `digest`, commit its bytes and record the blob in
 /// `repository_id`. On a mismatch the upload is discarded: nothing is kept.
 pub async fn finish(
@@ -84,7 +148,15 @@ pub async fn finish(
     id: &str,
     digest: &Digest,
 ) -> Result<u64> {
-    let size = state.store.upload_size(id).await?;
+    let size = match state.store.upload_size(id).await {
+        Ok(size) => size,
+        // No byte ever arrived, so the store never created the upload: an empty blob.
+        Err(berth_blobstore::StoreError::UploadNotFound) => {
+            put_small(state, repository_id, Body::empty(), 0, digest, Some(id)).await?;
+            return Ok(0);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let computed = match state.hashers.take(id, size) {
         Some(h) if h.algorithm() == digest.algorithm() => h.finalize(),
         _ => {

@@ -54,6 +54,26 @@ pub(super) fn commit(upload: &Path, dest: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Write `bytes` to `tmp` and commit it as `dest` (see [`commit`]); nothing is written when
+/// `dest` already holds a blob of that size.
+pub(super) fn put(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    if fs::metadata(dest).is_ok_and(|m| m.is_file() && m.len() == bytes.len() as u64) {
+        return Ok(());
+    }
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .and_then(|mut f| io::Write::write_all(&mut f, bytes));
+    let result = written
+        .map_err(StoreError::from)
+        .and_then(|()| commit(tmp, dest));
+    if result.is_err() {
+        let _ = remove_if_present(tmp);
+    }
+    result
+}
+
 fn parent(path: &Path) -> io::Result<&Path> {
     path.parent()
         .ok_or_else(|| io::Error::other(format!("{} has no parent directory", path.display())))

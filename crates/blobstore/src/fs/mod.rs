@@ -178,6 +178,7 @@ impl BlobStore for FsBlobStore {
             // pins to `offset`, and stays correct after a truncation.
             let file = std::fs::OpenOptions::new()
                 .append(true)
+                .create(offset == 0)
                 .open(&path)
                 .map_err(|e| not_found_as(e, StoreError::UploadNotFound))?;
             let size = file.metadata()?.len();
@@ -220,6 +221,16 @@ impl BlobStore for FsBlobStore {
         let _lock = self.locks.lock(id).await;
         let dest = self.blob_path(digest);
         tokio::task::spawn_blocking(move || disk::commit(&upload, &dest))
+            .await
+            .map_err(join_error)?
+    }
+
+    async fn put_blob(&self, digest: &Digest, bytes: bytes::Bytes) -> Result<()> {
+        // Written under a fresh upload name, then committed like any upload, in one trip to
+        // the blocking pool. A crash in between leaves a stale upload for the purge job.
+        let tmp = self.uploads.join(uuid::Uuid::new_v4().to_string());
+        let dest = self.blob_path(digest);
+        tokio::task::spawn_blocking(move || disk::put(&tmp, &dest, &bytes))
             .await
             .map_err(join_error)?
     }

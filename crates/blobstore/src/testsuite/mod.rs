@@ -25,8 +25,8 @@ pub use blobs::{
 pub use uploads::{
     commit_existing_dedupes, concurrent_same_content, failing_stream_changes_nothing,
     invalid_ids_rejected, large_blob_streamed, missing_upload_errors,
-    offset_mismatch_changes_nothing, read_upload_returns_bytes, roundtrip_chunk_sizes,
-    stale_uploads_by_age, zero_byte_blob,
+    offset_mismatch_changes_nothing, put_blob_round_trip, read_upload_returns_bytes,
+    roundtrip_chunk_sizes, stale_uploads_by_age, zero_byte_blob,
 };
 
 /// Run every case against `store`.
@@ -47,6 +47,7 @@ pub async fn run_all(store: Arc<dyn BlobStore>) {
     list_returns_committed(s).await;
     read_upload_returns_bytes(s).await;
     missing_upload_errors(s).await;
+    put_blob_round_trip(s).await;
     stale_uploads_by_age(s).await;
 }
 

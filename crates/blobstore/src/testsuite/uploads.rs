@@ -272,7 +272,8 @@ pub async fn read_upload_returns_bytes(store: &dyn BlobStore) {
     store.delete_upload(&id).await.expect("delete upload again");
 }
 
-/// Every upload operation on an id that was never created reports `UploadNotFound`.
+/// Every upload operation on an id that was never created reports `UploadNotFound`, but
+/// for an append at offset 0, which creates it.
 pub async fn missing_upload_errors(store: &dyn BlobStore) {
     let id = new_id();
     let digest = Digest::sha256(b"missing");
@@ -285,13 +286,23 @@ pub async fn missing_upload_errors(store: &dyn BlobStore) {
         Err(StoreError::UploadNotFound)
     ));
     assert!(matches!(
-        store.append_upload(&id, 0, chunked(b"a", 1)).await,
+        store.append_upload(&id, 3, chunked(b"a", 1)).await,
         Err(StoreError::UploadNotFound)
     ));
     assert!(matches!(
         store.commit_upload(&id, &digest).await,
         Err(StoreError::UploadNotFound)
     ));
+    let lazy = new_id();
+    assert_eq!(
+        store
+            .append_upload(&lazy, 0, chunked(b"abc", 2))
+            .await
+            .expect("lazy create"),
+        3
+    );
+    assert_eq!(store.upload_size(&lazy).await.expect("size"), 3);
+    store.delete_upload(&lazy).await.expect("delete");
     assert_eq!(store.stat(&digest).await.expect("stat"), None);
     store
         .delete_upload(&id)
@@ -330,5 +341,37 @@ pub async fn stale_uploads_by_age(store: &dyn BlobStore) {
             .await
             .expect("stale")
             .contains(&id)
+    );
+}
+
+/// `put_blob` stores in-memory bytes atomically, dedupes, and leaves no upload behind.
+pub async fn put_blob_round_trip(store: &dyn BlobStore) {
+    let uploads_before = store
+        .stale_uploads(Duration::ZERO)
+        .await
+        .expect("stale")
+        .len();
+    let data = random_content(70_000);
+    let digest = Digest::sha256(&data);
+    store
+        .put_blob(&digest, Bytes::from(data.clone()))
+        .await
+        .expect("put");
+    assert_eq!(get(store, &digest).await, data);
+    store
+        .put_blob(&digest, Bytes::from(data.clone()))
+        .await
+        .expect("put again");
+    let empty = Digest::sha256(b"");
+    store.put_blob(&empty, Bytes::new()).await.expect("empty");
+    assert_eq!(store.stat(&empty).await.expect("stat"), Some(0));
+    let uploads_after = store
+        .stale_uploads(Duration::ZERO)
+        .await
+        .expect("stale")
+        .len();
+    assert_eq!(
+        uploads_after, uploads_before,
+        "put_blob left uploads behind"
     );
 }
