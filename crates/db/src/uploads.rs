@@ -24,14 +24,23 @@ pub async fn create(
     Ok(())
 }
 
-/// The session `id` if it belongs to `repository_id`.
-pub async fn find(
+/// The session `id` if it belongs to the repository called `repository` (one query).
+pub async fn find_in_repository(
     c: &impl ConnectionTrait,
     id: &str,
-    repository_id: i64,
+    repository: &str,
 ) -> Result<Option<uploads::Model>, DbErr> {
+    use crate::entity::repositories;
+    use sea_orm::{JoinType, QuerySelect};
     Entity::find_by_id(id.to_owned())
-        .filter(Column::RepositoryId.eq(repository_id))
+        .join(
+            JoinType::InnerJoin,
+            Entity::belongs_to(repositories::Entity)
+                .from(Column::RepositoryId)
+                .to(repositories::Column::Id)
+                .into(),
+        )
+        .filter(repositories::Column::Name.eq(repository))
         .one(c)
         .await
 }

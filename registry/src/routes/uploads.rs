@@ -78,7 +78,11 @@ pub async fn start_upload(
     let claims = crate::auth::authorize_with(state, &req.headers, &needed, &challenge).await?;
     super::require_project(state, name).await?;
     let now = chrono::Utc::now();
-    let repo = repositories::get_or_create(&state.db.write, name.as_str(), now).await?;
+    // Usually the repository exists: look on the read pool before queueing for the writer.
+    let repo = match repositories::find_by_name(&state.db.read, name.as_str()).await? {
+        Some(repo) => repo,
+        None => repositories::get_or_create(&state.db.write, name.as_str(), now).await?,
+    };
 
     if let (Some(mount), Some(from)) = (&mount, &from) {
         // Mounting needs pull on the source; without it (or without the blob there) the
@@ -137,10 +141,7 @@ async fn session(state: &AppState, name: &RepoName, id: &str) -> Result<(i64, u6
         RegistryError::new(ErrorCode::BlobUploadUnknown)
             .message(format!("upload {id} not found in {name}"))
     };
-    let repo = repositories::find_by_name(&state.db.read, name.as_str())
-        .await?
-        .ok_or_else(unknown)?;
-    uploads::find(&state.db.read, id, repo.id)
+    let upload = uploads::find_in_repository(&state.db.read, id, name.as_str())
         .await?
         .ok_or_else(unknown)?;
     // The store holds the true length: a PATCH cut short by a crash is rolled back there.
@@ -150,7 +151,7 @@ async fn session(state: &AppState, name: &RepoName, id: &str) -> Result<(i64, u6
         Err(berth_blobstore::StoreError::UploadNotFound) => 0,
         Err(_) => return Err(unknown()),
     };
-    Ok((repo.id, size))
+    Ok((upload.repository_id, size))
 }
 
 /// `Content-Range: <start>-<end>` of a chunk.

@@ -36,6 +36,12 @@ pub(super) fn commit(upload: &Path, dest: &Path) -> Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(e.into()),
     }
+    install(data, upload, dest)
+}
+
+/// Fsync `data` (the open file at `upload`), then rename it to `dest` and persist the
+/// directory entry.
+fn install(data: fs::File, upload: &Path, dest: &Path) -> Result<()> {
     // The data must be on disk before the name points at it, or a crash could leave a blob
     // with its full name but not its full content.
     data.sync_all()?;
@@ -64,10 +70,11 @@ pub(super) fn put(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
         .write(true)
         .create_new(true)
         .open(tmp)
-        .and_then(|mut f| io::Write::write_all(&mut f, bytes));
+        .and_then(|mut f| io::Write::write_all(&mut f, bytes).map(|()| f));
+    // The same handle is synced and renamed: no second open of a file just written.
     let result = written
         .map_err(StoreError::from)
-        .and_then(|()| commit(tmp, dest));
+        .and_then(|f| install(f, tmp, dest));
     if result.is_err() {
         let _ = remove_if_present(tmp);
     }
