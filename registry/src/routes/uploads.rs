@@ -135,23 +135,34 @@ async fn mountable(state: &AppState, from: &str, digest: &Digest) -> Result<Opti
     Ok(berth_db::blobs::linked_size(&state.db.read, source.id, &digest.to_string()).await?)
 }
 
-/// The session `id` of repository `name`, or `BLOB_UPLOAD_UNKNOWN`.
-async fn session(state: &AppState, name: &RepoName, id: &str) -> Result<(i64, u64)> {
-    let unknown = || {
-        RegistryError::new(ErrorCode::BlobUploadUnknown)
-            .message(format!("upload {id} not found in {name}"))
-    };
-    let upload = uploads::find_in_repository(&state.db.read, id, name.as_str())
+/// The session row `id` of repository `name`, or `BLOB_UPLOAD_UNKNOWN`.
+async fn session_row(
+    state: &AppState,
+    name: &RepoName,
+    id: &str,
+) -> Result<berth_db::entity::uploads::Model> {
+    uploads::find_in_repository(&state.db.read, id, name.as_str())
         .await?
-        .ok_or_else(unknown)?;
-    // The store holds the true length: a PATCH cut short by a crash is rolled back there.
-    // No upload in the store yet means no byte has arrived.
-    let size = match state.store.upload_size(id).await {
-        Ok(size) => size,
-        Err(berth_blobstore::StoreError::UploadNotFound) => 0,
-        Err(_) => return Err(unknown()),
-    };
-    Ok((upload.repository_id, size))
+        .ok_or_else(|| {
+            RegistryError::new(ErrorCode::BlobUploadUnknown)
+                .message(format!("upload {id} not found in {name}"))
+        })
+}
+
+/// Bytes the store holds for upload `id`. The store has the true length: a PATCH cut
+/// short by a crash is rolled back there. No upload in the store means no byte yet.
+async fn stored_size(state: &AppState, id: &str) -> Result<u64> {
+    match state.store.upload_size(id).await {
+        Ok(size) => Ok(size),
+        Err(berth_blobstore::StoreError::UploadNotFound) => Ok(0),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The session `id` of repository `name`: its repository id and current size.
+async fn session(state: &AppState, name: &RepoName, id: &str) -> Result<(i64, u64)> {
+    let row = session_row(state, name, id).await?;
+    Ok((row.repository_id, stored_size(state, id).await?))
 }
 
 /// `Content-Range: <start>-<end>` of a chunk.
@@ -242,20 +253,23 @@ pub async fn put_upload(
         RegistryError::new(ErrorCode::DigestInvalid)
             .message("the digest query parameter is required")
     })?;
-    let (repository_id, size) = session(state, name, id).await?;
+    let row = session_row(state, name, id).await?;
+    let repository_id = row.repository_id;
     let len = content_length(req);
     let chunk_range = req.header(header::CONTENT_RANGE);
     if let (0, None, Some(len)) = (
-        size,
+        row.size,
         chunk_range,
         len.filter(|l| (1..=SMALL_BLOB).contains(l)),
     ) {
-        // The whole (small) blob in the closing request with nothing streamed before. An
-        // upload file could only exist here empty (a zero-byte PATCH); drop it as well.
+        // The whole (small) blob in the closing request and no chunk recorded before: one
+        // step, without touching the upload in the store. Should a crashed PATCH have left
+        // bytes there, they do not matter: the body alone must hash to the digest, and the
+        // stale upload file is the purge job's.
         service::uploads::put_small(state, repository_id, body, len, &digest, Some(id)).await?;
-        state.store.delete_upload(id).await?;
         return Ok(created(name, &digest));
     }
+    let size = stored_size(state, id).await?;
     if len != Some(0) {
         if let Some(range) = req.header(header::CONTENT_RANGE) {
             let (start, _) = parse_content_range(range)?;
