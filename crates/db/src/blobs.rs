@@ -1,10 +1,10 @@
 //! Queries on blobs and their links to repositories.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{InsertStatement, OnConflict};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
-    RelationDef, Set,
+    QueryTrait, RelationDef, Set,
 };
 
 use crate::entity::{blobs, repository_blobs};
@@ -56,12 +56,7 @@ pub async fn find(c: &impl ConnectionTrait, digest: &str) -> Result<Option<blobs
 }
 
 /// Record that the store holds `digest` (idempotent).
-pub async fn insert(
-    c: &impl ConnectionTrait,
-    digest: &str,
-    size: i64,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+pub fn insert_query(digest: &str, size: i64, now: DateTime<Utc>) -> InsertStatement {
     let row = blobs::ActiveModel {
         digest: Set(digest.to_owned()),
         size: Set(size),
@@ -73,18 +68,11 @@ pub async fn insert(
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(c)
-        .await?;
-    Ok(())
+        .into_query()
 }
 
 /// Link `digest` to a repository (idempotent).
-pub async fn link(
-    c: &impl ConnectionTrait,
-    repository_id: i64,
-    digest: &str,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
+pub fn link_query(repository_id: i64, digest: &str, now: DateTime<Utc>) -> InsertStatement {
     let row = repository_blobs::ActiveModel {
         repository_id: Set(repository_id),
         blob_digest: Set(digest.to_owned()),
@@ -99,8 +87,36 @@ pub async fn link(
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(c)
-        .await?;
+        .into_query()
+}
+
+/// [`insert_query`], executed.
+pub async fn insert(
+    c: &impl ConnectionTrait,
+    digest: &str,
+    size: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    c.execute(
+        c.get_database_backend()
+            .build(&insert_query(digest, size, now)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// [`link_query`], executed.
+pub async fn link(
+    c: &impl ConnectionTrait,
+    repository_id: i64,
+    digest: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    c.execute(
+        c.get_database_backend()
+            .build(&link_query(repository_id, digest, now)),
+    )
+    .await?;
     Ok(())
 }
 
