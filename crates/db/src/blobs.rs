@@ -1,10 +1,10 @@
 //! Queries on blobs and their links to repositories.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{InsertStatement, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, JoinType, QueryFilter, QuerySelect,
-    QueryTrait, RelationDef, Set,
+    RelationDef, Set,
 };
 
 use crate::entity::{blobs, repository_blobs};
@@ -56,7 +56,12 @@ pub async fn find(c: &impl ConnectionTrait, digest: &str) -> Result<Option<blobs
 }
 
 /// Record that the store holds `digest` (idempotent).
-pub fn insert_query(digest: &str, size: i64, now: DateTime<Utc>) -> InsertStatement {
+pub async fn insert(
+    c: &impl ConnectionTrait,
+    digest: &str,
+    size: i64,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     let row = blobs::ActiveModel {
         digest: Set(digest.to_owned()),
         size: Set(size),
@@ -68,11 +73,18 @@ pub fn insert_query(digest: &str, size: i64, now: DateTime<Utc>) -> InsertStatem
                 .do_nothing()
                 .to_owned(),
         )
-        .into_query()
+        .exec_without_returning(c)
+        .await?;
+    Ok(())
 }
 
 /// Link `digest` to a repository (idempotent).
-pub fn link_query(repository_id: i64, digest: &str, now: DateTime<Utc>) -> InsertStatement {
+pub async fn link(
+    c: &impl ConnectionTrait,
+    repository_id: i64,
+    digest: &str,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
     let row = repository_blobs::ActiveModel {
         repository_id: Set(repository_id),
         blob_digest: Set(digest.to_owned()),
@@ -87,36 +99,8 @@ pub fn link_query(repository_id: i64, digest: &str, now: DateTime<Utc>) -> Inser
             .do_nothing()
             .to_owned(),
         )
-        .into_query()
-}
-
-/// [`insert_query`], executed.
-pub async fn insert(
-    c: &impl ConnectionTrait,
-    digest: &str,
-    size: i64,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    c.execute(
-        c.get_database_backend()
-            .build(&insert_query(digest, size, now)),
-    )
-    .await?;
-    Ok(())
-}
-
-/// [`link_query`], executed.
-pub async fn link(
-    c: &impl ConnectionTrait,
-    repository_id: i64,
-    digest: &str,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    c.execute(
-        c.get_database_backend()
-            .build(&link_query(repository_id, digest, now)),
-    )
-    .await?;
+        .exec_without_returning(c)
+        .await?;
     Ok(())
 }
 

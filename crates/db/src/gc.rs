@@ -2,8 +2,8 @@
 //! enqueues it here in the same transaction (SPEC 6.1); the gc-worker reviews due rows.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{InsertStatement, OnConflict};
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, QueryTrait, Set};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Set};
 
 use crate::entity::{gc_blob_review_queue as blob_q, gc_manifest_review_queue as manifest_q};
 
@@ -43,12 +43,13 @@ impl Event {
 
 /// Queue `digest` for review at `review_after`. A row already there is postponed to the new
 /// time, never dropped: an insert racing a review cannot lose the review (GitLab's rule).
-pub fn enqueue_blob_query(
+pub async fn enqueue_blob(
+    c: &impl ConnectionTrait,
     digest: &str,
     event: Event,
     review_after: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> InsertStatement {
+) -> Result<(), DbErr> {
     let row = blob_q::ActiveModel {
         digest: Set(digest.to_owned()),
         review_after: Set(review_after),
@@ -62,30 +63,20 @@ pub fn enqueue_blob_query(
                 .update_columns([blob_q::Column::ReviewAfter, blob_q::Column::Event])
                 .to_owned(),
         )
-        .into_query()
-}
-
-/// [`enqueue_blob_query`], executed.
-pub async fn enqueue_blob(
-    c: &impl ConnectionTrait,
-    digest: &str,
-    event: Event,
-    review_after: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let q = enqueue_blob_query(digest, event, review_after, now);
-    c.execute(c.get_database_backend().build(&q)).await?;
+        .exec_without_returning(c)
+        .await?;
     Ok(())
 }
 
 /// Queue a manifest of a repository for review at `review_after` (postponing an existing row).
-pub fn enqueue_manifest_query(
+pub async fn enqueue_manifest(
+    c: &impl ConnectionTrait,
     repository_id: i64,
     manifest_id: i64,
     event: Event,
     review_after: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> InsertStatement {
+) -> Result<(), DbErr> {
     let row = manifest_q::ActiveModel {
         repository_id: Set(repository_id),
         manifest_id: Set(manifest_id),
@@ -103,19 +94,7 @@ pub fn enqueue_manifest_query(
             .update_columns([manifest_q::Column::ReviewAfter, manifest_q::Column::Event])
             .to_owned(),
         )
-        .into_query()
-}
-
-/// [`enqueue_manifest_query`], executed.
-pub async fn enqueue_manifest(
-    c: &impl ConnectionTrait,
-    repository_id: i64,
-    manifest_id: i64,
-    event: Event,
-    review_after: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    let q = enqueue_manifest_query(repository_id, manifest_id, event, review_after, now);
-    c.execute(c.get_database_backend().build(&q)).await?;
+        .exec_without_returning(c)
+        .await?;
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! the query functions, grouped by aggregate. Queries take `&impl ConnectionTrait` so the
 //! service layer decides where transactions begin and end.
 
-pub mod batch;
 pub mod blobs;
 pub mod entity;
 pub mod gc;

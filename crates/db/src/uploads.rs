@@ -2,8 +2,7 @@
 //! bytes and their true length live in the blob store.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::DeleteStatement;
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryTrait, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set};
 
 use crate::entity::uploads::{self, Column, Entity};
 
@@ -63,14 +62,10 @@ pub async fn set_size(
 }
 
 /// End the session.
-pub fn delete_query(id: &str) -> DeleteStatement {
-    Entity::delete_many().filter(Column::Id.eq(id)).into_query()
-}
-
-/// [`delete_query`], executed; returns whether the session existed.
 pub async fn delete(c: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
-    let res = c
-        .execute(c.get_database_backend().build(&delete_query(id)))
-        .await?;
-    Ok(res.rows_affected() > 0)
+    Ok(Entity::delete_by_id(id.to_owned())
+        .exec(c)
+        .await?
+        .rows_affected
+        > 0)
 }

@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use berth_core::{Algorithm, Digest, DigestHasher, ErrorCode};
-use berth_db::batch::Batch;
 use berth_db::{blobs, gc, uploads};
 use futures_util::StreamExt;
 use sea_orm::TransactionTrait;
@@ -193,22 +192,20 @@ pub async fn record_blob(
 ) -> Result<()> {
     let now = chrono::Utc::now();
     let d = digest.to_string();
-    // Every value is known up front: one round trip inside the transaction.
     let txn = state.db.write.begin().await?;
-    let mut batch = Batch::new(&txn);
-    batch.push(&blobs::insert_query(&d, size, now));
-    batch.push(&blobs::link_query(repository_id, &d, now));
-    let review_after = state.review_after(now);
-    batch.push(&gc::enqueue_blob_query(
+    blobs::insert(&txn, &d, size, now).await?;
+    blobs::link(&txn, repository_id, &d, now).await?;
+    gc::enqueue_blob(
+        &txn,
         &d,
         gc::Event::BlobUpload,
-        review_after,
+        state.review_after(now),
         now,
-    ));
+    )
+    .await?;
     if let Some(id) = upload {
-        batch.push(&uploads::delete_query(id));
+        uploads::delete(&txn, id).await?;
     }
-    batch.run(&txn).await?;
     txn.commit().await?;
     Ok(())
 }
