@@ -135,7 +135,13 @@ both!(chunked_upload_and_sha512, |env| {
 both!(session_closed_with_whole_body_and_empty_blob, |env| {
     let token = env.token(NAME, &["pull", "push"]);
     let start = || async {
-        let r = env.http.post(format!("{}/v2/{NAME}/blobs/uploads/", env.url())).bearer_auth(&token).send().await.unwrap();
+        let r = env
+            .http
+            .post(format!("{}/v2/{NAME}/blobs/uploads/", env.url()))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED);
         r.headers()["location"].to_str().unwrap().to_owned()
     };
@@ -143,29 +149,92 @@ both!(session_closed_with_whole_body_and_empty_blob, |env| {
     let data = b"a small config blob".to_vec();
     let digest = Digest::sha256(&data);
     let location = start().await;
-    let r = env.http.put(format!("{}{location}?digest={digest}", env.url())).bearer_auth(&token).body(data.clone()).send().await.unwrap();
+    let r = env
+        .http
+        .put(format!("{}{location}?digest={digest}", env.url()))
+        .bearer_auth(&token)
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
-    let got = env.http.get(format!("{}/v2/{NAME}/blobs/{digest}", env.url())).bearer_auth(&token).send().await.unwrap().bytes().await.unwrap();
+    let got = env
+        .http
+        .get(format!("{}/v2/{NAME}/blobs/{digest}", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
     assert_eq!(got.as_ref(), &data[..]);
-    let r = env.http.get(format!("{}{location}", env.url())).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN", "the session is closed");
+    let r = env
+        .http
+        .get(format!("{}{location}", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(r).await,
+        "BLOB_UPLOAD_UNKNOWN",
+        "the session is closed"
+    );
     // A zero-byte blob: no byte ever reaches the store before the closing PUT.
     let empty = Digest::sha256(b"");
     let location = start().await;
-    let r = env.http.put(format!("{}{location}?digest={empty}", env.url())).bearer_auth(&token).send().await.unwrap();
+    let r = env
+        .http
+        .put(format!("{}{location}?digest={empty}", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
-    let r = env.http.head(format!("{}/v2/{NAME}/blobs/{empty}", env.url())).bearer_auth(&token).send().await.unwrap();
+    let r = env
+        .http
+        .head(format!("{}/v2/{NAME}/blobs/{empty}", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-length"], "0");
     // A wrong digest on the closing PUT: refused, the session is gone, nothing is stored.
     let location = start().await;
     let wrong = Digest::sha256(b"not the body");
-    let r = env.http.put(format!("{}{location}?digest={wrong}", env.url())).bearer_auth(&token).body(data.clone()).send().await.unwrap();
+    let r = env
+        .http
+        .put(format!("{}{location}?digest={wrong}", env.url()))
+        .bearer_auth(&token)
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
-    let r = env.http.get(format!("{}{location}", env.url())).bearer_auth(&token).send().await.unwrap();
+    let r = env
+        .http
+        .get(format!("{}{location}", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
-    let r = env.http.head(format!("{}/v2/{NAME}/blobs/{wrong}", env.url())).bearer_auth(&token).send().await.unwrap();
+    let r = env
+        .http
+        .head(format!("{}/v2/{NAME}/blobs/{wrong}", env.url()))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    assert_eq!(std::fs::read_dir(env.store.path().join("uploads")).map(|d| d.count()).unwrap_or(0), 0, "no upload file left");
+    assert_eq!(
+        std::fs::read_dir(env.store.path().join("uploads"))
+            .map(|d| d.count())
+            .unwrap_or(0),
+        0,
+        "no upload file left"
+    );
 });
 
 both!(upload_errors, |env| {
