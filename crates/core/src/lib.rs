@@ -1,6 +1,7 @@
 //! Berth's pure domain: digests, repository names, references, media types, manifests,
 //! scopes and the OCI error codes. No I/O lives here.
 
+pub mod access;
 pub mod digest;
 pub mod error;
 pub mod manifest;
