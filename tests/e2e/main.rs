@@ -6,4 +6,5 @@ mod support;
 mod api;
 mod auth;
 mod clients;
+mod concurrency;
 mod resume;

@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use berth_migrations::MigratorTrait;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection, DbErr,
-    Statement,
+    ConnectOptions, ConnectionTrait, Database, DatabaseBackend, DatabaseConnection,
+    DatabaseTransaction, DbErr, Statement, TransactionTrait,
 };
 
 pub use sea_orm;
@@ -41,11 +41,33 @@ impl Db {
         self.read.get_database_backend()
     }
 
+    /// Begin a write transaction.
+    ///
+    /// On SQLite the transaction's first statement is a write to a one-row table, so it
+    /// takes the database's write lock at once, waiting through the busy timeout for other
+    /// writers (other processes included). A transaction that read first would instead fail
+    /// at once when it tried to write after another process committed (SQLite cannot
+    /// upgrade a stale read snapshot) — the effect of `BEGIN IMMEDIATE`, which sea-orm does
+    /// not expose.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
+        let txn = self.write.begin().await?;
+        if self.backend() == DatabaseBackend::Sqlite {
+            txn.execute_unprepared("UPDATE berth_write_lock SET id = id")
+                .await?;
+        }
+        Ok(txn)
+    }
+
     /// Check the database answers (readiness probe).
     pub async fn ping(&self) -> Result<(), DbErr> {
         self.read.ping().await
     }
 }
+
+/// SQLite only: the table whose one row write transactions touch first (see
+/// [`Db::begin_write`]). Outside the migrations because it is how migrations take turns.
+const WRITE_LOCK_TABLE: &str =
+    "CREATE TABLE IF NOT EXISTS berth_write_lock (id INTEGER PRIMARY KEY)";
 
 /// Connect to `url` (`sqlite://…` or `postgres://…`).
 pub async fn connect(url: &str) -> Result<Db, DbErr> {
@@ -55,6 +77,7 @@ pub async fn connect(url: &str) -> Result<Db, DbErr> {
         // WAL is a property of the database file: set once, every connection sees it.
         read.execute_unprepared("PRAGMA journal_mode=WAL").await?;
         let write = Database::connect(options(url, 1)).await?;
+        write.execute_unprepared(WRITE_LOCK_TABLE).await?;
         Ok(Db { read, write })
     } else {
         let pool = Database::connect(options(url, 16)).await?;
@@ -116,12 +139,9 @@ pub async fn migrate(db: &Db) -> Result<(), DbErr> {
         // SQLite: a transaction whose first statement is a write takes the database's write
         // lock (waiting through the busy timeout), so concurrent starters run one at a time
         // and each sees the others' recorded versions.
-        conn.execute_unprepared(
-            "CREATE TABLE IF NOT EXISTS berth_migration_lock (id INTEGER PRIMARY KEY)",
-        )
-        .await?;
+        conn.execute_unprepared(WRITE_LOCK_TABLE).await?;
         let txn = sea_orm::TransactionTrait::begin(conn).await?;
-        txn.execute_unprepared("INSERT OR REPLACE INTO berth_migration_lock (id) VALUES (1)")
+        txn.execute_unprepared("INSERT OR REPLACE INTO berth_write_lock (id) VALUES (1)")
             .await?;
         berth_migrations::Migrator::up(&txn, None).await?;
         txn.commit().await

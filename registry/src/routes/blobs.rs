@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use berth_blobstore::BlobBody;
 use berth_core::scope::Action;
 use berth_core::{Digest, ErrorCode, RepoName};
-use berth_db::{blobs, gc};
+use berth_db::blobs;
 
 use super::Request;
 use crate::error::{RegistryError, Result};
@@ -169,22 +169,10 @@ pub async fn delete_blob(
 ) -> Result<Response> {
     crate::auth::authorize(state, &req.headers, name.as_str(), &[Action::Delete]).await?;
     let repo = super::existing_repository(state, name).await?;
-    let now = chrono::Utc::now();
-    let d = digest.to_string();
-    let txn = sea_orm::TransactionTrait::begin(&state.db.write).await?;
-    if !blobs::unlink(&txn, repo.id, &d).await? {
+    if !crate::service::blobs::unlink(state, repo.id, digest).await? {
         return Err(RegistryError::new(ErrorCode::BlobUnknown)
-            .message(format!("blob {d} not found in {name}")));
+            .message(format!("blob {digest} not found in {name}")));
     }
-    gc::enqueue_blob(
-        &txn,
-        &d,
-        gc::Event::BlobUnlink,
-        state.review_after(now),
-        now,
-    )
-    .await?;
-    txn.commit().await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

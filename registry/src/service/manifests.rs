@@ -5,7 +5,6 @@ use berth_core::manifest::{Content, Manifest};
 use berth_core::{Digest, ErrorCode, RepoName};
 use berth_db::manifests::{NewLayer, NewManifest};
 use berth_db::{blobs, gc, manifests, repositories, tags};
-use sea_orm::TransactionTrait;
 use serde_json::json;
 
 use crate::error::{RegistryError, Result};
@@ -21,10 +20,22 @@ pub async fn put(
     manifest: &Manifest,
     payload: Vec<u8>,
 ) -> Result<()> {
+    super::retry::on_conflict(|| put_once(state, name, tag, digest, manifest, payload.clone()))
+        .await
+}
+
+async fn put_once(
+    state: &AppState,
+    name: &RepoName,
+    tag: Option<&str>,
+    digest: &Digest,
+    manifest: &Manifest,
+    payload: Vec<u8>,
+) -> Result<()> {
     let now = chrono::Utc::now();
     let review_after = state.review_after(now);
     let d = digest.to_string();
-    let txn = state.db.write.begin().await?;
+    let txn = state.db.begin_write().await?;
     let repo = repositories::get_or_create(&txn, name.as_str(), now).await?;
     let manifest_id = match manifests::find_by_digest(&txn, repo.id, &d).await? {
         Some(existing) => existing.id,
@@ -133,8 +144,12 @@ async fn resolve_references(
 
 /// Delete a tag; its manifest is queued for review.
 pub async fn delete_tag(state: &AppState, repository_id: i64, tag: &str) -> Result<()> {
+    super::retry::on_conflict(|| delete_tag_once(state, repository_id, tag)).await
+}
+
+async fn delete_tag_once(state: &AppState, repository_id: i64, tag: &str) -> Result<()> {
     let now = chrono::Utc::now();
-    let txn = state.db.write.begin().await?;
+    let txn = state.db.begin_write().await?;
     let deleted = tags::delete(&txn, repository_id, tag)
         .await?
         .ok_or_else(|| {
@@ -155,9 +170,13 @@ pub async fn delete_tag(state: &AppState, repository_id: i64, tag: &str) -> Resu
 
 /// Delete a manifest and its tags; its blobs and children are queued for review.
 pub async fn delete(state: &AppState, repository_id: i64, digest: &Digest) -> Result<()> {
+    super::retry::on_conflict(|| delete_once(state, repository_id, digest)).await
+}
+
+async fn delete_once(state: &AppState, repository_id: i64, digest: &Digest) -> Result<()> {
     let now = chrono::Utc::now();
     let review_after = state.review_after(now);
-    let txn = state.db.write.begin().await?;
+    let txn = state.db.begin_write().await?;
     let m = manifests::find_by_digest(&txn, repository_id, &digest.to_string())
         .await?
         .ok_or_else(|| RegistryError::new(ErrorCode::ManifestUnknown))?;

@@ -8,7 +8,6 @@ use axum::body::Body;
 use berth_core::{Algorithm, Digest, DigestHasher, ErrorCode};
 use berth_db::{blobs, gc, uploads};
 use futures_util::StreamExt;
-use sea_orm::TransactionTrait;
 
 use crate::error::{RegistryError, Result};
 use crate::service::body::metered;
@@ -190,9 +189,19 @@ pub async fn record_blob(
     size: i64,
     upload: Option<&str>,
 ) -> Result<()> {
+    super::retry::on_conflict(|| record_blob_once(state, repository_id, digest, size, upload)).await
+}
+
+async fn record_blob_once(
+    state: &AppState,
+    repository_id: i64,
+    digest: &Digest,
+    size: i64,
+    upload: Option<&str>,
+) -> Result<()> {
     let now = chrono::Utc::now();
     let d = digest.to_string();
-    let txn = state.db.write.begin().await?;
+    let txn = state.db.begin_write().await?;
     blobs::insert(&txn, &d, size, now).await?;
     blobs::link(&txn, repository_id, &d, now).await?;
     gc::enqueue_blob(
