@@ -81,6 +81,62 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Parse the `scope` values of a token request (`/jwt/auth?scope=…&scope=…`), the way
+/// Distribution and GitLab read them: each value may hold several scopes separated by
+/// whitespace; a scope is `type:name:actions` where the name may itself contain a `:` (a
+/// registry host with a port), so the type ends at the first `:` and the actions start
+/// after the last. Unknown types, unknown actions and invalid names are dropped, never an
+/// error: the token server grants what it can and the registry refuses the rest.
+pub fn parse_requested<'a>(values: impl IntoIterator<Item = &'a str>) -> Vec<Scope> {
+    let mut out: Vec<Scope> = Vec::new();
+    for scope in values.into_iter().flat_map(str::split_whitespace) {
+        let Some((kind, rest)) = scope.split_once(':') else {
+            continue;
+        };
+        let Some((name, actions)) = rest.rsplit_once(':') else {
+            continue;
+        };
+        let parsed = match kind {
+            "repository" if crate::RepoName::parse(name).is_ok() => {
+                let mut unique: Vec<Action> = Vec::new();
+                for action in actions.split(',').filter_map(|a| match a.trim() {
+                    "pull" => Some(Action::Pull),
+                    "push" => Some(Action::Push),
+                    "delete" => Some(Action::Delete),
+                    "*" => Some(Action::All),
+                    _ => None,
+                }) {
+                    if !unique.contains(&action) {
+                        unique.push(action);
+                    }
+                }
+                Scope::repository(name, &unique)
+            }
+            // Only `registry:catalog:*` exists.
+            "registry" if name == "catalog" && actions == "*" => Scope::catalog(),
+            _ => continue,
+        };
+        if parsed.actions.is_empty() {
+            continue;
+        }
+        // The same resource asked twice: merge the actions.
+        match out
+            .iter_mut()
+            .find(|s| s.resource_type == parsed.resource_type && s.name == parsed.name)
+        {
+            Some(existing) => {
+                for a in parsed.actions {
+                    if !existing.actions.contains(&a) {
+                        existing.actions.push(a);
+                    }
+                }
+            }
+            None => out.push(parsed),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,5 +149,47 @@ mod tests {
         let s = Scope::repository("a/b", Action::required_for("PUT"));
         assert_eq!(s.to_string(), "repository:a/b:pull,push");
         assert_eq!(Scope::catalog().to_string(), "registry:catalog:*");
+    }
+
+    #[test]
+    fn parses_token_request_scopes() {
+        let got = parse_requested([
+            "repository:acme/app:pull,push",
+            "repository:acme/app/worker:pull repository:acme/lib:delete",
+            "registry:catalog:*",
+            "repository:acme/app:delete,bogus,pull,delete",
+        ]);
+        let want = vec![
+            Scope::repository("acme/app", &[Action::Pull, Action::Push, Action::Delete]),
+            Scope::repository("acme/app/worker", &[Action::Pull]),
+            Scope::repository("acme/lib", &[Action::Delete]),
+            Scope::catalog(),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn drops_what_it_cannot_read() {
+        for bad in [
+            "",
+            "repository",
+            "repository:acme/app",
+            "repository:Acme/App:pull",
+            "repository:acme/app:bogus",
+            "registry:catalog:pull",
+            "registry:other:*",
+            "plugin:acme/app:pull",
+        ] {
+            assert_eq!(parse_requested([bad]), vec![], "{bad:?}");
+        }
+        // A name holding a host:port keeps its colon (the name is then invalid for us).
+        assert_eq!(
+            parse_requested(["repository:localhost:5000/acme/app:pull"]),
+            vec![]
+        );
+        assert_eq!(
+            parse_requested(["repository:acme/app:*"]),
+            vec![Scope::repository("acme/app", &[Action::All])]
+        );
     }
 }
