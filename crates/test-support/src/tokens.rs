@@ -98,26 +98,20 @@ async fn issue(
     State(issuer): State<Arc<Issuer>>,
     RawQuery(q): RawQuery,
 ) -> Json<serde_json::Value> {
-    let mut access = Vec::new();
-    for pair in q.unwrap_or_default().split('&') {
-        let Some(v) = pair.strip_prefix("scope=") else {
-            continue;
-        };
-        let v = percent_decode(v);
-        for scope in v.split(' ') {
-            // type:name:actions — the name may hold a port's ':', so split from both ends.
-            let Some((kind, rest)) = scope.split_once(':') else {
-                continue;
-            };
-            let Some((name, actions)) = rest.rsplit_once(':') else {
-                continue;
-            };
-            let actions: Vec<&str> = actions.split(',').collect();
-            let mut a = Access::repository(name, &actions);
-            a.kind = kind.to_owned();
-            access.push(a);
-        }
-    }
+    let values: Vec<String> = q
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|pair| pair.strip_prefix("scope=").map(percent_decode))
+        .collect();
+    let access = berth_core::scope::parse_requested(values.iter().map(String::as_str))
+        .into_iter()
+        .map(|scope| {
+            let actions: Vec<&str> = scope.actions.iter().map(|a| a.as_str()).collect();
+            let mut a = Access::repository(scope.name, &actions);
+            a.kind = scope.resource_type.to_owned();
+            a
+        })
+        .collect();
     let (token, claims) = issuer
         .issue(
             Some("tester".into()),
