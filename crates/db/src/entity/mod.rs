@@ -1,12 +1,22 @@
 //! sea-orm entities, one module per table.
 
 pub mod blobs;
+pub mod ci_jobs;
+pub mod deploy_tokens;
 pub mod gc_blob_review_queue;
 pub mod gc_manifest_review_queue;
+pub mod job_token_allowlist;
 pub mod layers;
 pub mod manifest_references;
 pub mod manifests;
+pub mod members;
+pub mod namespaces;
+pub mod personal_access_tokens;
+pub mod projects;
+pub mod refresh_tokens;
 pub mod repositories;
 pub mod repository_blobs;
+pub mod signing_keys;
 pub mod tags;
 pub mod uploads;
+pub mod users;

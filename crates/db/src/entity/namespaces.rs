@@ -1,0 +1,26 @@
+//! Entity for the `namespaces` table.
+
+use sea_orm::entity::prelude::*;
+
+/// One row of `namespaces`.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "namespaces")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub parent_id: Option<i64>,
+    pub path: String,
+    pub full_path: String,
+    pub name: String,
+    /// `group` or `user`.
+    pub kind: String,
+    pub owner_user_id: Option<i64>,
+    pub visibility: String,
+    pub created_at: DateTimeUtc,
+}
+
+/// No relations are navigated through the ORM; queries join explicitly.
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
