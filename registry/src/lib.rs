@@ -16,7 +16,7 @@ use berth_token::{KeySource, PublicKey, Verifier};
 use tokio::net::TcpListener;
 
 pub use config::Config;
-pub use projects::{ConfiguredProjects, ProjectDirectory};
+pub use projects::{ConfiguredProjects, DbProjects, ProjectDirectory};
 pub use state::AppState;
 
 /// A built registry: listening socket bound, state ready.
@@ -29,20 +29,26 @@ impl Application {
     /// Connect to the database and store (migrating unless `migrate` is false), load the
     /// token keys and bind the listener.
     pub async fn build(cfg: Config, migrate: bool) -> anyhow::Result<Self> {
-        let projects: Arc<dyn ProjectDirectory> =
-            Arc::new(ConfiguredProjects::from_list(&cfg.registry_projects));
-        Self::build_with(cfg, migrate, projects).await
-    }
-
-    /// [`Application::build`] with an explicit project directory.
-    pub async fn build_with(
-        cfg: Config,
-        migrate: bool,
-        projects: Arc<dyn ProjectDirectory>,
-    ) -> anyhow::Result<Self> {
         let db = berth_db::connect(&cfg.database_url)
             .await
             .with_context(|| "connecting to the database (BERTH_DATABASE_URL)")?;
+        // A configured list is for running without berth-auth; otherwise the projects are
+        // berth-auth's, in the same database.
+        let projects: Arc<dyn ProjectDirectory> = if cfg.registry_projects.trim().is_empty() {
+            Arc::new(DbProjects::new(db.clone()))
+        } else {
+            Arc::new(ConfiguredProjects::from_list(&cfg.registry_projects))
+        };
+        Self::build_with(cfg, db, migrate, projects).await
+    }
+
+    /// [`Application::build`] with an explicit database handle and project directory.
+    pub async fn build_with(
+        cfg: Config,
+        db: berth_db::Db,
+        migrate: bool,
+        projects: Arc<dyn ProjectDirectory>,
+    ) -> anyhow::Result<Self> {
         if migrate {
             berth_db::migrate(&db)
                 .await

@@ -33,8 +33,28 @@ pub async fn project_of(
     Ok(None)
 }
 
-/// Projects named in configuration (`BERTH_REGISTRY_PROJECTS`), until berth-auth's
-/// database-backed directory replaces it.
+/// The projects berth-auth keeps in the shared database.
+#[derive(Clone)]
+pub struct DbProjects {
+    db: berth_db::Db,
+}
+
+impl DbProjects {
+    /// Ask `db`.
+    pub fn new(db: berth_db::Db) -> Self {
+        DbProjects { db }
+    }
+}
+
+#[async_trait]
+impl ProjectDirectory for DbProjects {
+    async fn exists(&self, project_path: &str) -> anyhow::Result<bool> {
+        Ok(berth_db::projects::exists(&self.db.read, project_path).await?)
+    }
+}
+
+/// Projects named in configuration (`BERTH_REGISTRY_PROJECTS`): for running the registry
+/// without berth-auth (development, tests). When set, it replaces the database's projects.
 #[derive(Debug, Clone, Default)]
 pub struct ConfiguredProjects {
     paths: std::collections::HashSet<String>,

@@ -464,6 +464,56 @@ both!(naming_rule, |env| {
     push_image(&env, "acme/platform/api/tools", "v1", "t").await;
 });
 
+both!(naming_rule_backed_by_the_project_table, |env| {
+    use berth_db::entity::{namespaces, projects};
+    use sea_orm::{ActiveModelTrait, Set};
+    // Without a configured list the registry asks the database's projects (berth-auth's).
+    let registry = env.spawn_registry(&[("BERTH_REGISTRY_PROJECTS", "")]).await;
+    let db = berth_db::connect(&env.db.url).await.unwrap();
+    let now = chrono::Utc::now();
+    let group = namespaces::ActiveModel {
+        parent_id: Set(None),
+        path: Set("team".into()),
+        full_path: Set("team".into()),
+        name: Set("Team".into()),
+        kind: Set("group".into()),
+        owner_user_id: Set(None),
+        visibility: Set("private".into()),
+        created_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&db.write)
+    .await
+    .unwrap();
+    projects::ActiveModel {
+        namespace_id: Set(group.id),
+        path: Set("svc".into()),
+        full_path: Set("team/svc".into()),
+        name: Set("Svc".into()),
+        visibility: Set("private".into()),
+        container_registry_access_level: Set("enabled".into()),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    }
+    .insert(&db.write)
+    .await
+    .unwrap();
+    for (name, want) in [
+        ("team/svc/api", StatusCode::ACCEPTED),
+        ("team/other/api", StatusCode::BAD_REQUEST),
+    ] {
+        let r = env
+            .http
+            .post(format!("{}/v2/{name}/blobs/uploads/", registry.url))
+            .bearer_auth(env.token(name, &["pull", "push"]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), want, "{name}");
+    }
+});
+
 both!(tags_and_catalog_paginate, |env| {
     for tag in ["a", "b", "c", "d", "e"] {
         push_image(&env, NAME, tag, "same").await;

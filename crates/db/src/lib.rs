@@ -6,6 +6,7 @@ pub mod blobs;
 pub mod entity;
 pub mod gc;
 pub mod manifests;
+pub mod projects;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;
