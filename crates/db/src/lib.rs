@@ -74,12 +74,18 @@ const WRITE_LOCK_TABLE: &str =
 pub async fn connect(url: &str) -> Result<Db, DbErr> {
     if url.starts_with("sqlite:") {
         create_sqlite_parent(url);
-        let read = Database::connect(options(url, 8)).await?;
-        // WAL is a property of the database file: set once, every connection sees it.
-        read.execute_unprepared("PRAGMA journal_mode=WAL").await?;
-        let write = Database::connect(options(url, 1)).await?;
-        write.execute_unprepared(WRITE_LOCK_TABLE).await?;
-        Ok(Db { read, write })
+        // Several processes opening a new database file at once can meet "database is
+        // locked" while one of them switches it to WAL, which no busy timeout covers: retry.
+        let mut attempt = 0;
+        loop {
+            match connect_sqlite(url).await {
+                Err(e) if is_retryable(&e) && attempt < 20 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(25 * attempt)).await;
+                }
+                other => return other,
+            }
+        }
     } else {
         let pool = Database::connect(options(url, 16)).await?;
         Ok(Db {
@@ -87,6 +93,15 @@ pub async fn connect(url: &str) -> Result<Db, DbErr> {
             write: pool,
         })
     }
+}
+
+async fn connect_sqlite(url: &str) -> Result<Db, DbErr> {
+    let read = Database::connect(options(url, 8)).await?;
+    // WAL is a property of the database file: set once, every connection sees it.
+    read.execute_unprepared("PRAGMA journal_mode=WAL").await?;
+    let write = Database::connect(options(url, 1)).await?;
+    write.execute_unprepared(WRITE_LOCK_TABLE).await?;
+    Ok(Db { read, write })
 }
 
 fn options(url: &str, max: u32) -> ConnectOptions {
