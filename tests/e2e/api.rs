@@ -13,6 +13,7 @@ const NAME: &str = "acme/platform/api";
 both!(push_pull_round_trip, |env| {
     let digest = push_image(&env, NAME, "v1", "a").await;
     let token = env.token(NAME, &["pull"]);
+    let mut manifest_len = 0;
     for reference in ["v1".to_string(), digest.to_string()] {
         let r = env
             .http
@@ -32,6 +33,7 @@ both!(push_pull_round_trip, |env| {
         );
         let body = r.bytes().await.unwrap();
         assert_eq!(Digest::sha256(&body), digest, "exact bytes served back");
+        manifest_len = body.len();
     }
     let head = env
         .http
@@ -43,7 +45,12 @@ both!(push_pull_round_trip, |env| {
     assert_eq!(head.status(), StatusCode::OK);
     assert_eq!(
         head.headers()["content-length"],
-        head.headers()["content-length"]
+        manifest_len.to_string().as_str(),
+        "HEAD announces the manifest's length"
+    );
+    assert_eq!(
+        head.headers()["docker-content-digest"],
+        digest.to_string().as_str()
     );
     // Blob GET, HEAD and a range.
     let blob = push_blob(&env, NAME, b"0123456789").await;
