@@ -12,7 +12,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::de::DeserializeOwned;
 
 /// Load a config struct: the TOML file (if any), then every `BERTH_<KEY>` environment
-/// variable as key `<key>` (lowercased), so each file key can be overridden by environment.
+/// variable as key `<key>` (lowercased), so each file key can be overridden by environment;
+/// a variable set to the empty string removes the key (the default applies).
 /// Values from the environment are strings; config structs keep their fields as strings or
 /// use serde's string-friendly types.
 pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> anyhow::Result<T> {
@@ -26,8 +27,16 @@ pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> anyhow::Result<T
         None => BTreeMap::new(),
     };
     for (k, v) in std::env::vars() {
-        if let Some(key) = k.strip_prefix("BERTH_") {
-            table.insert(key.to_ascii_lowercase(), toml::Value::String(v));
+        match k.strip_prefix("BERTH_") {
+            // An empty variable reads as unset (`BERTH_X= cmd` clears an override) rather
+            // than as an empty path or URL.
+            Some(key) if !v.is_empty() => {
+                table.insert(key.to_ascii_lowercase(), toml::Value::String(v));
+            }
+            Some(key) => {
+                table.remove(&key.to_ascii_lowercase());
+            }
+            None => {}
         }
     }
     let value = toml::Value::Table(table.into_iter().collect());
