@@ -16,9 +16,7 @@ both!(push_pull_round_trip, |env| {
     let mut manifest_len = 0;
     for reference in ["v1".to_string(), digest.to_string()] {
         let r = env
-            .http
-            .get(format!("{}/v2/{NAME}/manifests/{reference}", env.url()))
-            .bearer_auth(&token)
+            .get(&format!("/v2/{NAME}/manifests/{reference}"), &token)
             .send()
             .await
             .unwrap();
@@ -36,9 +34,7 @@ both!(push_pull_round_trip, |env| {
         manifest_len = body.len();
     }
     let head = env
-        .http
-        .head(format!("{}/v2/{NAME}/manifests/v1", env.url()))
-        .bearer_auth(&token)
+        .head(&format!("/v2/{NAME}/manifests/v1"), &token)
         .send()
         .await
         .unwrap();
@@ -55,17 +51,13 @@ both!(push_pull_round_trip, |env| {
     // Blob GET, HEAD and a range.
     let blob = push_blob(&env, NAME, b"0123456789").await;
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/blobs/{blob}", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/blobs/{blob}"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.bytes().await.unwrap().as_ref(), b"0123456789");
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/blobs/{blob}", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/blobs/{blob}"), &token)
         .header("range", "bytes=2-4")
         .send()
         .await
@@ -76,9 +68,10 @@ both!(push_pull_round_trip, |env| {
     // Not linked to another repository: not served there, even though the bytes exist.
     let other = "acme/other/app";
     let r = env
-        .http
-        .head(format!("{}/v2/{other}/blobs/{blob}", env.url()))
-        .bearer_auth(env.token(other, &["pull"]))
+        .head(
+            &format!("/v2/{other}/blobs/{blob}"),
+            env.token(other, &["pull"]),
+        )
         .send()
         .await
         .unwrap();
@@ -89,9 +82,7 @@ both!(chunked_upload_and_sha512, |env| {
     let token = env.token(NAME, &["pull", "push"]);
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
     let r = env
-        .http
-        .post(format!("{}/v2/{NAME}/blobs/uploads/", env.url()))
-        .bearer_auth(&token)
+        .post(&format!("/v2/{NAME}/blobs/uploads/"), &token)
         .send()
         .await
         .unwrap();
@@ -101,9 +92,7 @@ both!(chunked_upload_and_sha512, |env| {
     for (i, chunk) in data.chunks(100_000).enumerate() {
         let start = i * 100_000;
         let r = env
-            .http
-            .patch(format!("{}{location}", env.url()))
-            .bearer_auth(&token)
+            .patch(&location, &token)
             .header(
                 "content-range",
                 format!("{start}-{}", start + chunk.len() - 1),
@@ -122,17 +111,13 @@ both!(chunked_upload_and_sha512, |env| {
     }
     let digest = Digest::compute(Algorithm::Sha512, &data);
     let r = env
-        .http
-        .put(format!("{}{location}?digest={digest}", env.url()))
-        .bearer_auth(&token)
+        .put(&format!("{location}?digest={digest}"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/blobs/{digest}", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/blobs/{digest}"), &token)
         .send()
         .await
         .unwrap();
@@ -143,9 +128,7 @@ both!(session_closed_with_whole_body_and_empty_blob, |env| {
     let token = env.token(NAME, &["pull", "push"]);
     let start = || async {
         let r = env
-            .http
-            .post(format!("{}/v2/{NAME}/blobs/uploads/", env.url()))
-            .bearer_auth(&token)
+            .post(&format!("/v2/{NAME}/blobs/uploads/"), &token)
             .send()
             .await
             .unwrap();
@@ -157,18 +140,14 @@ both!(session_closed_with_whole_body_and_empty_blob, |env| {
     let digest = Digest::sha256(&data);
     let location = start().await;
     let r = env
-        .http
-        .put(format!("{}{location}?digest={digest}", env.url()))
-        .bearer_auth(&token)
+        .put(&format!("{location}?digest={digest}"), &token)
         .body(data.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
     let got = env
-        .http
-        .get(format!("{}/v2/{NAME}/blobs/{digest}", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/blobs/{digest}"), &token)
         .send()
         .await
         .unwrap()
@@ -176,13 +155,7 @@ both!(session_closed_with_whole_body_and_empty_blob, |env| {
         .await
         .unwrap();
     assert_eq!(got.as_ref(), &data[..]);
-    let r = env
-        .http
-        .get(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get(&location, &token).send().await.unwrap();
     assert_eq!(
         error_code(r).await,
         "BLOB_UPLOAD_UNKNOWN",
@@ -192,17 +165,13 @@ both!(session_closed_with_whole_body_and_empty_blob, |env| {
     let empty = Digest::sha256(b"");
     let location = start().await;
     let r = env
-        .http
-        .put(format!("{}{location}?digest={empty}", env.url()))
-        .bearer_auth(&token)
+        .put(&format!("{location}?digest={empty}"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
     let r = env
-        .http
-        .head(format!("{}/v2/{NAME}/blobs/{empty}", env.url()))
-        .bearer_auth(&token)
+        .head(&format!("/v2/{NAME}/blobs/{empty}"), &token)
         .send()
         .await
         .unwrap();
@@ -211,26 +180,16 @@ both!(session_closed_with_whole_body_and_empty_blob, |env| {
     let location = start().await;
     let wrong = Digest::sha256(b"not the body");
     let r = env
-        .http
-        .put(format!("{}{location}?digest={wrong}", env.url()))
-        .bearer_auth(&token)
+        .put(&format!("{location}?digest={wrong}"), &token)
         .body(data.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
-    let r = env
-        .http
-        .get(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get(&location, &token).send().await.unwrap();
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
     let r = env
-        .http
-        .head(format!("{}/v2/{NAME}/blobs/{wrong}", env.url()))
-        .bearer_auth(&token)
+        .head(&format!("/v2/{NAME}/blobs/{wrong}"), &token)
         .send()
         .await
         .unwrap();
@@ -262,9 +221,7 @@ both!(upload_errors, |env| {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     let r = env
-        .http
-        .head(format!("{}/v2/{NAME}/blobs/{wrong}", env.url()))
-        .bearer_auth(&token)
+        .head(&format!("/v2/{NAME}/blobs/{wrong}"), &token)
         .send()
         .await
         .unwrap();
@@ -291,17 +248,13 @@ both!(upload_errors, |env| {
     assert_eq!(error_code(r).await, "DIGEST_INVALID");
     // Session errors: malformed and out-of-order Content-Range.
     let r = env
-        .http
-        .post(format!("{}/v2/{NAME}/blobs/uploads/", env.url()))
-        .bearer_auth(&token)
+        .post(&format!("/v2/{NAME}/blobs/uploads/"), &token)
         .send()
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let r = env
-        .http
-        .patch(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
+        .patch(&location, &token)
         .header("content-range", "garbage")
         .body("abc")
         .send()
@@ -310,9 +263,7 @@ both!(upload_errors, |env| {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_INVALID");
     let r = env
-        .http
-        .patch(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
+        .patch(&location, &token)
         .header("content-range", "5-7")
         .body("abc")
         .send()
@@ -321,9 +272,7 @@ both!(upload_errors, |env| {
     assert_eq!(r.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     // Content-Length disagreeing with Content-Range.
     let r = env
-        .http
-        .patch(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
+        .patch(&location, &token)
         .header("content-range", "0-9")
         .body("abc")
         .send()
@@ -331,30 +280,12 @@ both!(upload_errors, |env| {
         .unwrap();
     assert_eq!(error_code(r).await, "SIZE_INVALID");
     // The session is still at 0 and can be cancelled.
-    let r = env
-        .http
-        .get(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get(&location, &token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(r.headers()["range"], "0-0");
-    let r = env
-        .http
-        .delete(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.delete(&location, &token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = env
-        .http
-        .get(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get(&location, &token).send().await.unwrap();
     assert_eq!(error_code(r).await, "BLOB_UPLOAD_UNKNOWN");
     // Unknown blob and repository.
     let r = env
@@ -370,9 +301,10 @@ both!(upload_errors, |env| {
         .unwrap();
     assert_eq!(error_code(r).await, "BLOB_UNKNOWN");
     let r = env
-        .http
-        .get(format!("{}/v2/acme/platform/none/tags/list", env.url()))
-        .bearer_auth(env.token("acme/platform/none", &["pull"]))
+        .get(
+            "/v2/acme/platform/none/tags/list",
+            env.token("acme/platform/none", &["pull"]),
+        )
         .send()
         .await
         .unwrap();
@@ -398,18 +330,17 @@ both!(manifest_errors, |env| {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     // Nothing of the failed pushes is visible.
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/tags/list", env.url()))
-        .bearer_auth(env.token(NAME, &["pull"]))
+        .get(&format!("/v2/{NAME}/tags/list"), env.token(NAME, &["pull"]))
         .send()
         .await
         .unwrap();
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["tags"], json!([]));
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/manifests/v1", env.url()))
-        .bearer_auth(env.token(NAME, &["pull"]))
+        .get(
+            &format!("/v2/{NAME}/manifests/v1"),
+            env.token(NAME, &["pull"]),
+        )
         .send()
         .await
         .unwrap();
@@ -419,18 +350,14 @@ both!(manifest_errors, |env| {
 both!(unsupported_method, |env| {
     let token = env.token(NAME, &["pull", "push"]);
     let r = env
-        .http
-        .post(format!("{}/v2/{NAME}/manifests/v1", env.url()))
-        .bearer_auth(&token)
+        .post(&format!("/v2/{NAME}/manifests/v1"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(r).await, "UNSUPPORTED");
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/nothing/here", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/nothing/here"), &token)
         .send()
         .await
         .unwrap();
@@ -441,9 +368,10 @@ both!(naming_rule, |env| {
     // Outside any project, or more than two segments below one: NAME_INVALID on push.
     for name in ["nobody/app", "acme/platform/a/b/c"] {
         let r = env
-            .http
-            .post(format!("{}/v2/{name}/blobs/uploads/", env.url()))
-            .bearer_auth(env.token(name, &["pull", "push"]))
+            .post(
+                &format!("/v2/{name}/blobs/uploads/"),
+                env.token(name, &["pull", "push"]),
+            )
             .send()
             .await
             .unwrap();
@@ -451,18 +379,17 @@ both!(naming_rule, |env| {
         assert_eq!(error_code(r).await, "NAME_INVALID");
     }
     let r = env
-        .http
-        .get(format!("{}/v2/Acme/x/tags/list", env.url()))
-        .bearer_auth(env.token("Acme/x", &["pull"]))
+        .get("/v2/Acme/x/tags/list", env.token("Acme/x", &["pull"]))
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(r).await, "NAME_INVALID");
     let long = format!("acme/platform/{}", "a".repeat(250));
     let r = env
-        .http
-        .get(format!("{}/v2/{long}/tags/list", env.url()))
-        .bearer_auth(env.token(&long, &["pull"]))
+        .get(
+            &format!("/v2/{long}/tags/list"),
+            env.token(&long, &["pull"]),
+        )
         .send()
         .await
         .unwrap();
@@ -528,9 +455,7 @@ both!(tags_and_catalog_paginate, |env| {
     push_image(&env, "acme/platform/web", "v1", "w").await;
     let token = env.token(NAME, &["pull"]);
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/tags/list?n=2", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/tags/list?n=2"), &token)
         .send()
         .await
         .unwrap();
@@ -541,9 +466,7 @@ both!(tags_and_catalog_paginate, |env| {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v, json!({"name": NAME, "tags": ["a", "b"]}));
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/tags/list?n=2&last=d", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/tags/list?n=2&last=d"), &token)
         .send()
         .await
         .unwrap();
@@ -551,13 +474,7 @@ both!(tags_and_catalog_paginate, |env| {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["tags"], json!(["e"]));
     // Catalog needs registry:catalog:*.
-    let r = env
-        .http
-        .get(format!("{}/v2/_catalog", env.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get("/v2/_catalog", &token).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert!(
         r.headers()["www-authenticate"]
@@ -571,13 +488,7 @@ both!(tags_and_catalog_paginate, |env| {
         actions: vec!["*".into()],
         meta: None,
     }]);
-    let r = env
-        .http
-        .get(format!("{}/v2/_catalog?n=1", env.url()))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap();
+    let r = env.get("/v2/_catalog?n=1", &admin).send().await.unwrap();
     assert_eq!(
         r.headers()["link"],
         "</v2/_catalog?n=1&last=acme%2Fplatform%2Fapi>; rel=\"next\""
@@ -585,9 +496,7 @@ both!(tags_and_catalog_paginate, |env| {
     let v: serde_json::Value = r.json().await.unwrap();
     assert_eq!(v["repositories"], json!([NAME]));
     let r = env
-        .http
-        .get(format!("{}/v2/_catalog?n=5&last={NAME}", env.url()))
-        .bearer_auth(&admin)
+        .get(&format!("/v2/_catalog?n=5&last={NAME}"), &admin)
         .send()
         .await
         .unwrap();
@@ -622,9 +531,7 @@ both!(referrers, |env| {
     }
     let token = env.token(NAME, &["pull"]);
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/referrers/{subject}", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/referrers/{subject}"), &token)
         .send()
         .await
         .unwrap();
@@ -688,43 +595,36 @@ both!(content_management, |env| {
     let token = env.token(NAME, &["pull", "delete"]);
     // Pull-only tokens cannot delete.
     let r = env
-        .http
-        .delete(format!("{}/v2/{NAME}/manifests/v2", env.url()))
-        .bearer_auth(env.token(NAME, &["pull", "push"]))
+        .delete(
+            &format!("/v2/{NAME}/manifests/v2"),
+            env.token(NAME, &["pull", "push"]),
+        )
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // Tag deletion keeps the manifest.
     let r = env
-        .http
-        .delete(format!("{}/v2/{NAME}/manifests/v2", env.url()))
-        .bearer_auth(&token)
+        .delete(&format!("/v2/{NAME}/manifests/v2"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     // Manifest deletion by digest removes its tags.
     let r = env
-        .http
-        .delete(format!("{}/v2/{NAME}/manifests/{d1}", env.url()))
-        .bearer_auth(&token)
+        .delete(&format!("/v2/{NAME}/manifests/{d1}"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/manifests/v1", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/manifests/v1"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
     let r = env
-        .http
-        .delete(format!("{}/v2/{NAME}/manifests/{d1}", env.url()))
-        .bearer_auth(&token)
+        .delete(&format!("/v2/{NAME}/manifests/{d1}"), &token)
         .send()
         .await
         .unwrap();
@@ -732,25 +632,19 @@ both!(content_management, |env| {
     // Blob deletion unlinks it from the repository.
     let b = push_blob(&env, NAME, b"to delete").await;
     let r = env
-        .http
-        .delete(format!("{}/v2/{NAME}/blobs/{b}", env.url()))
-        .bearer_auth(&token)
+        .delete(&format!("/v2/{NAME}/blobs/{b}"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let r = env
-        .http
-        .head(format!("{}/v2/{NAME}/blobs/{b}", env.url()))
-        .bearer_auth(&token)
+        .head(&format!("/v2/{NAME}/blobs/{b}"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let v: serde_json::Value = env
-        .http
-        .get(format!("{}/v2/{NAME}/tags/list", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/tags/list"), &token)
         .send()
         .await
         .unwrap()
@@ -798,9 +692,7 @@ both!(cross_repository_mount, |env| {
         .unwrap();
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let r = env
-        .http
-        .head(format!("{}/v2/{third}/blobs/{blob}", env.url()))
-        .bearer_auth(&token)
+        .head(&format!("/v2/{third}/blobs/{blob}"), &token)
         .send()
         .await
         .unwrap();

@@ -70,9 +70,7 @@ both!(challenges_and_scopes, |env| {
         "registry/2.0"
     );
     let r = env
-        .http
-        .get(format!("{}/v2/", env.url()))
-        .bearer_auth(env.keys.token_for(vec![]))
+        .get("/v2/", env.keys.token_for(vec![]))
         .send()
         .await
         .unwrap();
@@ -88,18 +86,17 @@ both!(challenges_and_scopes, |env| {
         )
     );
     let r = env
-        .http
-        .get(format!("{}/v2/{NAME}/tags/list", env.url()))
-        .bearer_auth(&other)
+        .get(&format!("/v2/{NAME}/tags/list"), &other)
         .send()
         .await
         .unwrap();
     assert_eq!(error_code(r).await, "UNAUTHORIZED");
     // Pull-only token cannot start an upload; the challenge asks for pull,push.
     let r = env
-        .http
-        .post(format!("{}/v2/{NAME}/blobs/uploads/", env.url()))
-        .bearer_auth(env.token(NAME, &["pull"]))
+        .post(
+            &format!("/v2/{NAME}/blobs/uploads/"),
+            env.token(NAME, &["pull"]),
+        )
         .send()
         .await
         .unwrap();

@@ -38,9 +38,7 @@ both!(interrupted_upload_resumes_after_restart, |env| {
     let token = env.token(NAME, &["pull", "push"]);
     let blob = data(3 * 1024 * 1024);
     let r = env
-        .http
-        .post(format!("{}/v2/{NAME}/blobs/uploads/", env.url()))
-        .bearer_auth(&token)
+        .post(&format!("/v2/{NAME}/blobs/uploads/"), &token)
         .send()
         .await
         .unwrap();
@@ -48,9 +46,7 @@ both!(interrupted_upload_resumes_after_restart, |env| {
     // First chunk lands.
     let first = 1024 * 1024;
     let r = env
-        .http
-        .patch(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
+        .patch(&location, &token)
         .header("content-range", format!("0-{}", first - 1))
         .body(blob[..first].to_vec())
         .send()
@@ -80,9 +76,7 @@ both!(interrupted_upload_resumes_after_restart, |env| {
         "offset {offset}"
     );
     let r = env
-        .http
-        .patch(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
+        .patch(&location, &token)
         .header("content-range", format!("{offset}-{}", blob.len() - 1))
         .body(blob[offset..].to_vec())
         .send()
@@ -91,17 +85,13 @@ both!(interrupted_upload_resumes_after_restart, |env| {
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{:?}", r.text().await);
     let digest = Digest::sha256(&blob);
     let r = env
-        .http
-        .put(format!("{}{location}?digest={digest}", env.url()))
-        .bearer_auth(&token)
+        .put(&format!("{location}?digest={digest}"), &token)
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
     let body = env
-        .http
-        .get(format!("{}/v2/{NAME}/blobs/{digest}", env.url()))
-        .bearer_auth(&token)
+        .get(&format!("/v2/{NAME}/blobs/{digest}"), &token)
         .send()
         .await
         .unwrap()
@@ -122,18 +112,14 @@ both!(upload_finished_on_a_second_process, |env| {
     let token = env.token(NAME, &["pull", "push"]);
     let blob = data(2 * 1024 * 1024 + 17);
     let r = env
-        .http
-        .post(format!("{}/v2/{NAME}/blobs/uploads/", env.url()))
-        .bearer_auth(&token)
+        .post(&format!("/v2/{NAME}/blobs/uploads/"), &token)
         .send()
         .await
         .unwrap();
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let half = blob.len() / 2;
     let r = env
-        .http
-        .patch(format!("{}{location}", env.url()))
-        .bearer_auth(&token)
+        .patch(&location, &token)
         .body(blob[..half].to_vec())
         .send()
         .await

@@ -122,6 +122,48 @@ impl Env {
         self.registry.url.trim_start_matches("http://").to_owned()
     }
 
+    /// A request to the current registry: `path` is appended to its base URL.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: impl AsRef<str>,
+    ) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}{path}", self.url()))
+            .bearer_auth(token.as_ref())
+    }
+
+    /// `GET` with a bearer token.
+    pub fn get(&self, path: &str, token: impl AsRef<str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::GET, path, token)
+    }
+
+    /// `HEAD` with a bearer token.
+    pub fn head(&self, path: &str, token: impl AsRef<str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::HEAD, path, token)
+    }
+
+    /// `POST` with a bearer token.
+    pub fn post(&self, path: &str, token: impl AsRef<str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST, path, token)
+    }
+
+    /// `PUT` with a bearer token.
+    pub fn put(&self, path: &str, token: impl AsRef<str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::PUT, path, token)
+    }
+
+    /// `PATCH` with a bearer token.
+    pub fn patch(&self, path: &str, token: impl AsRef<str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::PATCH, path, token)
+    }
+
+    /// `DELETE` with a bearer token.
+    pub fn delete(&self, path: &str, token: impl AsRef<str>) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::DELETE, path, token)
+    }
+
     /// A bearer token for `actions` on `name`.
     pub fn token(&self, name: &str, actions: &[&str]) -> String {
         self.keys.token(name, actions)
