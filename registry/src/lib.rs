@@ -105,11 +105,12 @@ impl Application {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        let app = routes::router(self.state).layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                tower_http::trace::DefaultMakeSpan::new().level(tracing::Level::DEBUG),
-            ),
-        );
+        use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+        // Every request gets an `x-request-id` (a client's own is kept), logged in the
+        // request's span and echoed in the response, so a client report finds its log lines.
+        let app = routes::router(self.state)
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

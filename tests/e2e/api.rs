@@ -22,6 +22,11 @@ both!(push_pull_round_trip, |env| {
             .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         assert_eq!(
+            r.headers()["x-request-id"].len(),
+            36,
+            "a request id is echoed"
+        );
+        assert_eq!(
             r.headers()["docker-content-digest"],
             digest.to_string().as_str()
         );

@@ -120,7 +120,18 @@ async fn handle(state: AppState, rest: String, req: Request, body: Body) -> Resp
         Ok(r) => endpoint_name(r),
         Err(_) => "invalid",
     };
-    let span = tracing::info_span!("request", http.method = %method, endpoint, repository.name = tracing::field::Empty);
+    let request_id = req
+        .headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let span = tracing::info_span!(
+        "request",
+        request.id = request_id,
+        http.method = %method,
+        endpoint,
+        repository.name = tracing::field::Empty
+    );
     if let Some(name) = parsed.as_ref().ok().and_then(Route::repository) {
         span.record("repository.name", name.as_str());
     }
