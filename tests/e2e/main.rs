@@ -5,6 +5,7 @@ mod support;
 
 mod api;
 mod auth;
+mod auth_keys;
 mod clients;
 mod concurrency;
 mod resume;

@@ -16,9 +16,14 @@ pub const PROJECTS: &str = "acme/platform,acme/other";
 
 /// The `berth-registry` binary next to this test binary (built by the workspace build).
 pub fn registry_binary() -> PathBuf {
+    binary("berth-registry")
+}
+
+/// A workspace binary next to this test binary (built by the workspace build).
+pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
-    let bin = dir.join("berth-registry");
+    let bin = dir.join(name);
     assert!(
         bin.exists(),
         "{} not built; run the workspace build first",
@@ -27,7 +32,8 @@ pub fn registry_binary() -> PathBuf {
     bin
 }
 
-fn free_port() -> u16 {
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .expect("bind")
         .local_addr()
