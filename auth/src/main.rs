@@ -1,19 +1,13 @@
 //! `berth-auth`: load configuration, start tracing, serve or run an operator command.
 
-use std::path::PathBuf;
-
 use clap::{Parser, Subcommand};
 
 /// Berth's control plane.
 #[derive(Parser)]
 #[command(name = "berth-auth", version, about)]
 struct Cli {
-    /// TOML config file; every key can be overridden by `BERTH_<KEY>`.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// Do not apply pending migrations at start.
-    #[arg(long, global = true)]
-    no_migrate: bool,
+    #[command(flatten)]
+    common: berth_server::CommonArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -40,7 +34,7 @@ enum KeysAction {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let cfg: berth_auth::Config = berth_server::load_config(cli.config.as_deref())?;
+    let cfg: berth_auth::Config = berth_server::load_config(cli.common.config.as_deref())?;
     berth_server::init_tracing(cfg.log_format == "json");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
@@ -51,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
             action: KeysAction::Rotate,
         } => {
             let db = berth_db::connect(&cfg.database_url).await?;
-            if !cli.no_migrate {
+            if !cli.common.no_migrate {
                 berth_db::migrate(&db).await?;
             }
             let key = berth_auth::keys::rotate(&db).await?;
@@ -59,7 +53,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let addr = cfg.auth_addr.clone();
-            let app = berth_auth::Application::build(cfg, !cli.no_migrate).await?;
+            let app = berth_auth::Application::build(cfg, !cli.common.no_migrate).await?;
             tracing::info!(address = %addr, port = app.port(), "berth-auth listening");
             app.run_until_stopped().await?;
         }

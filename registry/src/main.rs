@@ -8,12 +8,8 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "berth-registry", version, about)]
 struct Cli {
-    /// TOML config file; every key can be overridden by `BERTH_<KEY>`.
-    #[arg(long, global = true)]
-    config: Option<PathBuf>,
-    /// Do not apply pending migrations at start.
-    #[arg(long, global = true)]
-    no_migrate: bool,
+    #[command(flatten)]
+    common: berth_server::CommonArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -41,7 +37,7 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let cfg: berth_registry::Config = berth_server::load_config(cli.config.as_deref())?;
+    let cfg: berth_registry::Config = berth_server::load_config(cli.common.config.as_deref())?;
     berth_server::init_tracing(cfg.log_format == "json");
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
@@ -71,7 +67,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Serve => {
             let addr = cfg.registry_addr.clone();
-            let app = berth_registry::Application::build(cfg, !cli.no_migrate).await?;
+            let app = berth_registry::Application::build(cfg, !cli.common.no_migrate).await?;
             tracing::info!(address = %addr, port = app.port(), "berth-registry listening");
             app.run_until_stopped().await?;
         }

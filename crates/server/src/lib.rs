@@ -11,6 +11,17 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::de::DeserializeOwned;
 
+/// Flags every binary takes.
+#[derive(Debug, clap::Args)]
+pub struct CommonArgs {
+    /// TOML config file; every key can be overridden by `BERTH_<KEY>`.
+    #[arg(long, global = true)]
+    pub config: Option<std::path::PathBuf>,
+    /// Do not apply pending migrations at start.
+    #[arg(long, global = true)]
+    pub no_migrate: bool,
+}
+
 /// Load a config struct: the TOML file (if any), then every `BERTH_<KEY>` environment
 /// variable as key `<key>` (lowercased), so each file key can be overridden by environment;
 /// a variable set to the empty string removes the key (the default applies).
