@@ -1,11 +1,18 @@
-//! berth-auth: the control plane. So far: token signing keys (created on first start,
-//! rotated by `berth-auth keys rotate`) and the JWKS the registry verifies tokens with.
-//! Users, projects, credentials and `/jwt/auth` come next (issue 3).
+//! berth-auth: the control plane. Users, groups, projects, members and every registry
+//! credential; the Docker token endpoint `/jwt/auth` that turns them into short-lived JWTs;
+//! the signing keys and their JWKS; the GitLab-compatible management API.
 
+pub mod api;
+pub mod authz;
+pub mod bootstrap;
 pub mod config;
+pub mod identity;
 pub mod keys;
+pub mod ratelimit;
+pub mod secrets;
+pub mod state;
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::Router;
@@ -15,15 +22,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use config::Config;
-
-/// Shared state of the auth service.
-#[derive(Clone)]
-pub struct AppState {
-    /// The shared database.
-    pub db: berth_db::Db,
-    /// Token lifetime, which bounds how long retired keys stay published.
-    pub token_ttl: Duration,
-}
+pub use state::AppState;
 
 /// A built auth service, listener bound.
 pub struct Application {
@@ -32,7 +31,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connect, migrate (unless told not to), make sure a signing key exists, bind.
+    /// Connect, migrate (unless told not to), make sure a signing key and the `root` admin
+    /// exist, bind.
     pub async fn build(cfg: Config, migrate: bool) -> anyhow::Result<Self> {
         let db = berth_db::connect(&cfg.database_url)
             .await
@@ -42,15 +42,39 @@ impl Application {
                 .await
                 .context("applying migrations")?;
         }
-        let key = keys::active(&db).await?;
-        tracing::info!(key.kid = key.kid(), "signing with key");
         let token_ttl = berth_server::parse_duration(&cfg.token_ttl)?;
+        let refresh_ttl = berth_server::parse_duration(&cfg.refresh_token_ttl)?;
+        let window = berth_server::parse_duration(&cfg.auth_failure_window)?;
+        let signer = state::Signer::load(
+            db.clone(),
+            cfg.token_issuer.clone(),
+            cfg.token_service.clone(),
+            token_ttl,
+        )
+        .await?;
+        tracing::info!(
+            key.kid = signer.get().await?.public_key().kid(),
+            "signing with key"
+        );
+        bootstrap::ensure_root(&db, cfg.root_password.as_ref()).await?;
         let listener = TcpListener::bind(&cfg.auth_addr)
             .await
             .with_context(|| format!("binding {}", cfg.auth_addr))?;
+        let limiter = ratelimit::Limiter::new(
+            cfg.auth_failures_per_user,
+            cfg.auth_failures_per_address,
+            window,
+        );
         Ok(Application {
             listener,
-            state: AppState { db, token_ttl },
+            state: AppState {
+                db,
+                cfg: Arc::new(cfg),
+                token_ttl,
+                refresh_ttl,
+                signer: Arc::new(signer),
+                limiter: Arc::new(limiter),
+            },
         })
     }
 
@@ -59,20 +83,29 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Serve until SIGINT/SIGTERM.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let ready_db = self.state.db.clone();
+    /// The router (tests drive it with `oneshot`).
+    pub fn router(state: AppState) -> Router {
+        let ready_db = state.db.clone();
         let ready = move || {
             let db = ready_db.clone();
             async move { db.ping().await.map_err(|e| format!("database: {e}")) }
         };
-        let app = Router::new()
+        Router::new()
             .route("/.well-known/jwks.json", get(get_jwks))
-            .with_state(self.state)
-            .merge(berth_server::health_routes(ready));
-        axum::serve(self.listener, app)
-            .with_graceful_shutdown(berth_server::shutdown_signal())
-            .await
+            .nest("/api/v4", api::router())
+            .with_state(state)
+            .merge(berth_server::health_routes(ready))
+    }
+
+    /// Serve until SIGINT/SIGTERM.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let app = Self::router(self.state);
+        axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(berth_server::shutdown_signal())
+        .await
     }
 }
 

@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_registry;
 mod m0002_identity;
+mod m0003_api_tokens;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_registry::Migration),
             Box::new(m0002_identity::Migration),
+            Box::new(m0003_api_tokens::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! the query functions, grouped by aggregate. Queries take `&impl ConnectionTrait` so the
 //! service layer decides where transactions begin and end.
 
+pub mod access;
 pub mod blobs;
 pub mod entity;
 pub mod gc;
@@ -10,6 +11,7 @@ pub mod projects;
 pub mod repositories;
 pub mod tags;
 pub mod uploads;
+pub mod users;
 
 use std::time::Duration;
 

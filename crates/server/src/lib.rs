@@ -134,3 +134,34 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutdown signal received");
 }
+
+/// Serde helpers for config fields the environment sets as strings.
+pub mod de {
+    use std::fmt::Display;
+    use std::str::FromStr;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// A value given natively in the TOML file (`10`, `true`) or as a string by the
+    /// environment (`BERTH_X=10`), parsed with `FromStr`.
+    pub fn flexible<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromStr,
+        T::Err: Display,
+    {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Int(i64),
+            Str(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Bool(b) => b.to_string(),
+            Raw::Int(i) => i.to_string(),
+            Raw::Str(s) => s,
+        };
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}

@@ -11,6 +11,7 @@ pub mod manifest_references;
 pub mod manifests;
 pub mod members;
 pub mod namespaces;
+pub mod oauth_access_tokens;
 pub mod personal_access_tokens;
 pub mod projects;
 pub mod refresh_tokens;

@@ -14,6 +14,10 @@ pub struct Model {
     pub service: String,
     pub expires_at: Option<DateTimeUtc>,
     pub revoked: bool,
+    /// The PAT the login used (`None`: a password login).
+    pub personal_access_token_id: Option<i64>,
+    /// The scopes that PAT had, comma-separated (empty for a password login).
+    pub scopes: String,
     pub created_at: DateTimeUtc,
 }
 

@@ -1,0 +1,88 @@
+//! The auth service's shared state: database, settings, the current signer and the login
+//! rate limiter.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use berth_token::Issuer;
+use tokio::sync::RwLock;
+
+use crate::config::Config;
+use crate::keys;
+use crate::ratelimit::Limiter;
+
+/// Shared state of the auth service.
+#[derive(Clone)]
+pub struct AppState {
+    /// The shared database.
+    pub db: berth_db::Db,
+    /// Settings.
+    pub cfg: Arc<Config>,
+    /// Token lifetime, which bounds how long retired keys stay published.
+    pub token_ttl: Duration,
+    /// Registry refresh token lifetime.
+    pub refresh_ttl: Duration,
+    /// Signs registry tokens.
+    pub signer: Arc<Signer>,
+    /// Failed-login limiter.
+    pub limiter: Arc<Limiter>,
+}
+
+/// How often the signer re-reads which key is active: a rotation made by another process
+/// (`berth-auth keys rotate`) starts signing here within this time after it ripens.
+const SIGNER_REFRESH: Duration = Duration::from_secs(10);
+
+/// The issuer for the active signing key, re-read from the database now and then so
+/// every replica follows a rotation.
+pub struct Signer {
+    db: berth_db::Db,
+    issuer: String,
+    audience: String,
+    ttl: Duration,
+    current: RwLock<(Arc<Issuer>, Instant)>,
+}
+
+impl Signer {
+    /// Load the active key (creating the first one).
+    pub async fn load(
+        db: berth_db::Db,
+        issuer: String,
+        audience: String,
+        ttl: Duration,
+    ) -> anyhow::Result<Signer> {
+        let key = keys::active(&db).await?;
+        let current = Arc::new(Issuer::new(key, issuer.clone(), audience.clone(), ttl));
+        Ok(Signer {
+            db,
+            issuer,
+            audience,
+            ttl,
+            current: RwLock::new((current, Instant::now())),
+        })
+    }
+
+    /// The issuer to sign with now.
+    pub async fn get(&self) -> anyhow::Result<Arc<Issuer>> {
+        {
+            let current = self.current.read().await;
+            if current.1.elapsed() < SIGNER_REFRESH {
+                return Ok(current.0.clone());
+            }
+        }
+        let mut current = self.current.write().await;
+        if current.1.elapsed() >= SIGNER_REFRESH {
+            let key = keys::active(&self.db).await?;
+            if key.kid() != current.0.public_key().kid() {
+                tracing::info!(key.kid = key.kid(), "signing with rotated key");
+                current.0 = Arc::new(Issuer::new(
+                    key,
+                    self.issuer.clone(),
+                    self.audience.clone(),
+                    self.ttl,
+                ));
+            }
+            current.1 = Instant::now();
+        }
+        Ok(current.0.clone())
+    }
+}
