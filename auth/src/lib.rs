@@ -5,10 +5,15 @@
 pub mod api;
 pub mod authz;
 pub mod bootstrap;
+pub mod cli;
 pub mod config;
+pub mod grants;
 pub mod identity;
+pub mod jwt;
 pub mod keys;
+pub mod oauth;
 pub mod ratelimit;
+pub mod refresh;
 pub mod secrets;
 pub mod state;
 
@@ -92,6 +97,8 @@ impl Application {
         };
         Router::new()
             .route("/.well-known/jwks.json", get(get_jwks))
+            .merge(jwt::routes())
+            .merge(oauth::routes())
             .nest("/api/v4", api::router())
             .with_state(state)
             .merge(berth_server::health_routes(ready))

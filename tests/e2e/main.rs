@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `berth-registry` binary, a real database (SQLite and
 //! PostgreSQL), real clients. One module per scenario.
 
+mod stack;
 mod support;
 
 mod api;
