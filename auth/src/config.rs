@@ -24,6 +24,9 @@ pub struct Config {
     pub token_service: String,
     /// Token lifetime (humantime). A retired key stays published this long (plus leeway).
     pub token_ttl: String,
+    /// How long a rotated-in key is published before it signs (humantime; keep it above the
+    /// registries' 10 s JWKS refetch interval).
+    pub key_publish_delay: String,
     /// Lifetime of registry refresh tokens (Docker's OAuth2 form, `access_type=offline`).
     pub refresh_token_ttl: String,
     /// Password of the bootstrap admin `root`, used only when `root` is first created.
@@ -56,6 +59,7 @@ impl Default for Config {
             token_issuer: "berth".into(),
             token_service: "container_registry".into(),
             token_ttl: "5m".into(),
+            key_publish_delay: "30s".into(),
             refresh_token_ttl: "30d".into(),
             root_password: None,
             password_authentication_enabled: true,

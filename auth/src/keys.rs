@@ -19,22 +19,22 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrde
 /// verification leeway.
 const LEEWAY: Duration = Duration::from_secs(60);
 
-/// How long a new key is published before it signs (registries refetch the JWKS on an
-/// unknown `kid` at most every 10 s).
+/// How long a new key is published before it signs by default (registries refetch the JWKS
+/// on an unknown `kid` at most every 10 s). `BERTH_KEY_PUBLISH_DELAY` changes it.
 pub const PUBLISH_DELAY: Duration = Duration::from_secs(30);
 
 /// The key to sign with now; one is created if none exists.
 ///
-/// The signer is the newest key published for at least [`PUBLISH_DELAY`]; while none is
+/// The signer is the newest key published for at least `publish_delay`; while none is
 /// that old (the first minutes of a new installation) it is the oldest key. Two replicas
 /// starting at once may both create a first key: harmless, both are published and every
 /// replica picks the same signer.
-pub async fn active(db: &Db) -> anyhow::Result<SigningKey> {
+pub async fn active(db: &Db, publish_delay: Duration) -> anyhow::Result<SigningKey> {
     let rows = live(db).await?;
     if rows.is_empty() {
         return create(db).await;
     }
-    let ripe = Utc::now() - chrono::Duration::from_std(PUBLISH_DELAY)?;
+    let ripe = Utc::now() - chrono::Duration::from_std(publish_delay)?;
     let row = rows
         .iter()
         .rev()
@@ -53,17 +53,21 @@ pub async fn rotate(db: &Db) -> anyhow::Result<SigningKey> {
 
 /// Every key a registry must trust now, newest first: keys not yet superseded, and
 /// superseded or retired keys whose tokens may still be valid (`ttl` plus leeway).
-pub async fn published(db: &Db, ttl: Duration) -> anyhow::Result<Vec<PublicKey>> {
+pub async fn published(
+    db: &Db,
+    ttl: Duration,
+    publish_delay: Duration,
+) -> anyhow::Result<Vec<PublicKey>> {
     let now = Utc::now();
     let grace = chrono::Duration::from_std(ttl + LEEWAY)?;
-    let delay = chrono::Duration::from_std(PUBLISH_DELAY)?;
+    let delay = chrono::Duration::from_std(publish_delay)?;
     let rows = Entity::find()
         .order_by_asc(Column::Id)
         .all(&db.read)
         .await?;
     let mut keys = Vec::new();
     for (i, row) in rows.iter().enumerate() {
-        // A key stops signing when the next one starts, PUBLISH_DELAY after its creation.
+        // A key stops signing when the next one starts, `publish_delay` after its creation.
         let superseded = rows.get(i + 1).map(|next| next.created_at + delay);
         let still_valid =
             |end: Option<chrono::DateTime<Utc>>| end.is_none_or(|at| at + grace > now);

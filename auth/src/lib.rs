@@ -50,11 +50,13 @@ impl Application {
         let token_ttl = berth_server::parse_duration(&cfg.token_ttl)?;
         let refresh_ttl = berth_server::parse_duration(&cfg.refresh_token_ttl)?;
         let window = berth_server::parse_duration(&cfg.auth_failure_window)?;
+        let publish_delay = berth_server::parse_duration(&cfg.key_publish_delay)?;
         let signer = state::Signer::load(
             db.clone(),
             cfg.token_issuer.clone(),
             cfg.token_service.clone(),
             token_ttl,
+            publish_delay,
         )
         .await?;
         tracing::info!(
@@ -77,6 +79,7 @@ impl Application {
                 cfg: Arc::new(cfg),
                 token_ttl,
                 refresh_ttl,
+                publish_delay,
                 signer: Arc::new(signer),
                 limiter: Arc::new(limiter),
             },
@@ -118,7 +121,7 @@ impl Application {
 
 /// `GET /.well-known/jwks.json`: every key whose tokens may still be valid.
 async fn get_jwks(State(state): State<AppState>) -> Response {
-    match keys::published(&state.db, state.token_ttl).await {
+    match keys::published(&state.db, state.token_ttl, state.publish_delay).await {
         Ok(keys) => axum::Json(berth_token::jwks(&keys)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "cannot load signing keys");

@@ -22,14 +22,17 @@ pub struct AppState {
     pub token_ttl: Duration,
     /// Registry refresh token lifetime.
     pub refresh_ttl: Duration,
+    /// How long a new key is published before it signs.
+    pub publish_delay: Duration,
     /// Signs registry tokens.
     pub signer: Arc<Signer>,
     /// Failed-login limiter.
     pub limiter: Arc<Limiter>,
 }
 
-/// How often the signer re-reads which key is active: a rotation made by another process
-/// (`berth-auth keys rotate`) starts signing here within this time after it ripens.
+/// How often the signer re-reads which key is active at most: a rotation made by another
+/// process (`berth-auth keys rotate`) starts signing here within this time after it ripens
+/// (or within the publish delay, when that is shorter).
 const SIGNER_REFRESH: Duration = Duration::from_secs(10);
 
 /// The issuer for the active signing key, re-read from the database now and then so
@@ -39,6 +42,8 @@ pub struct Signer {
     issuer: String,
     audience: String,
     ttl: Duration,
+    publish_delay: Duration,
+    refresh: Duration,
     current: RwLock<(Arc<Issuer>, Instant)>,
 }
 
@@ -49,14 +54,17 @@ impl Signer {
         issuer: String,
         audience: String,
         ttl: Duration,
+        publish_delay: Duration,
     ) -> anyhow::Result<Signer> {
-        let key = keys::active(&db).await?;
+        let key = keys::active(&db, publish_delay).await?;
         let current = Arc::new(Issuer::new(key, issuer.clone(), audience.clone(), ttl));
         Ok(Signer {
             db,
             issuer,
             audience,
             ttl,
+            publish_delay,
+            refresh: SIGNER_REFRESH.min(publish_delay),
             current: RwLock::new((current, Instant::now())),
         })
     }
@@ -65,13 +73,13 @@ impl Signer {
     pub async fn get(&self) -> anyhow::Result<Arc<Issuer>> {
         {
             let current = self.current.read().await;
-            if current.1.elapsed() < SIGNER_REFRESH {
+            if current.1.elapsed() < self.refresh {
                 return Ok(current.0.clone());
             }
         }
         let mut current = self.current.write().await;
-        if current.1.elapsed() >= SIGNER_REFRESH {
-            let key = keys::active(&self.db).await?;
+        if current.1.elapsed() >= self.refresh {
+            let key = keys::active(&self.db, self.publish_delay).await?;
             if key.kid() != current.0.public_key().kid() {
                 tracing::info!(key.kid = key.kid(), "signing with rotated key");
                 current.0 = Arc::new(Issuer::new(

@@ -148,7 +148,10 @@ both!(registry_trusts_the_auth_jwks_across_rotation, |env| {
     assert_eq!(kids, vec![second.kid().to_owned(), first.kid().to_owned()]);
     let db = berth_db::connect(&env.db.url).await.unwrap();
     assert_eq!(
-        berth_auth::keys::active(&db).await.unwrap().kid(),
+        berth_auth::keys::active(&db, berth_auth::keys::PUBLISH_DELAY)
+            .await
+            .unwrap()
+            .kid(),
         first.kid()
     );
     assert_eq!(

@@ -9,4 +9,6 @@ mod auth;
 mod auth_keys;
 mod clients;
 mod concurrency;
+mod log_secrets;
 mod resume;
+mod tokens;
