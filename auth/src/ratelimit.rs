@@ -66,21 +66,20 @@ impl Limiter {
     /// per-address budget applies to passwords only).
     pub fn check(&self, addr: IpAddr, username: &str, password: bool) -> Result<(), Limited> {
         let live = |w: &Window| w.started.elapsed() < self.window;
-        if let Some(w) = lock(&self.users).get(&(addr, username.to_owned())) {
-            if live(w) && w.failures >= self.per_user {
-                return Err(Limited {
+        let over = |w: Option<&Window>, budget: u32| {
+            w.filter(|w| live(w) && w.failures >= budget)
+                .map(|w| Limited {
                     retry_after: self.retry_after(w),
-                });
-            }
+                })
+        };
+        if let Some(l) = over(
+            lock(&self.users).get(&(addr, username.to_owned())),
+            self.per_user,
+        ) {
+            return Err(l);
         }
-        if password {
-            if let Some(w) = lock(&self.addresses).get(&addr) {
-                if live(w) && w.failures >= self.per_address {
-                    return Err(Limited {
-                        retry_after: self.retry_after(w),
-                    });
-                }
-            }
+        if password && let Some(l) = over(lock(&self.addresses).get(&addr), self.per_address) {
+            return Err(l);
         }
         Ok(())
     }
