@@ -98,13 +98,17 @@ impl Application {
             let db = ready_db.clone();
             async move { db.ping().await.map_err(|e| format!("database: {e}")) }
         };
+        use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
         Router::new()
             .route("/.well-known/jwks.json", get(get_jwks))
             .merge(jwt::routes())
             .merge(oauth::routes())
             .nest("/api/v4", api::router())
             .with_state(state)
+            .layer(axum::middleware::from_fn(request_span))
             .merge(berth_server::health_routes(ready))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
     }
 
     /// Serve until SIGINT/SIGTERM.
@@ -117,6 +121,36 @@ impl Application {
         .with_graceful_shutdown(berth_server::shutdown_signal())
         .await
     }
+}
+
+/// One span per request with its id, method and path (never the query or headers, which may
+/// carry credentials), and one line with the status and duration.
+async fn request_span(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    use tracing::Instrument;
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let span = tracing::info_span!(
+        "request",
+        request.id = %request_id,
+        http.method = %req.method(),
+        http.path = %req.uri().path(),
+    );
+    async move {
+        let started = std::time::Instant::now();
+        let response = next.run(req).await;
+        tracing::info!(
+            http.status = response.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request done"
+        );
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 /// `GET /.well-known/jwks.json`: every key whose tokens may still be valid.
