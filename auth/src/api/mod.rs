@@ -1,16 +1,38 @@
 //! The management API under `/api/v4` (SPEC 5): GitLab's paths, JSON shapes, pagination and
 //! errors, so GitLab's clients work against Berth. One module per resource.
 
+pub mod access_tokens;
 pub mod caller;
+pub mod deploy_tokens;
 pub mod error;
+pub mod groups;
+pub mod jobs;
 pub mod lookup;
+pub mod members;
 pub mod pagination;
+pub mod projects;
+pub mod users;
 
-use axum::Router;
+use axum::http::StatusCode;
+use axum::{Json, Router};
+use serde_json::json;
 
 use crate::state::AppState;
 
 /// Every `/api/v4` route.
 pub fn router() -> Router<AppState> {
     Router::new()
+        .merge(users::routes())
+        .merge(access_tokens::routes())
+        .merge(members::routes())
+        .merge(groups::routes())
+        .merge(projects::routes())
+        .merge(deploy_tokens::routes())
+        .merge(jobs::routes())
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                Json(json!({ "error": "404 Not Found" })),
+            )
+        })
 }

@@ -6,10 +6,15 @@ pub mod access;
 pub mod blobs;
 pub mod entity;
 pub mod gc;
+pub mod jobs;
 pub mod manifests;
+pub mod members;
+pub mod namespaces;
+pub mod project_admin;
 pub mod projects;
 pub mod repositories;
 pub mod tags;
+pub mod tokens;
 pub mod uploads;
 pub mod users;
 

@@ -1,7 +1,10 @@
 //! Queries on users and their personal namespaces.
 
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, DbErr, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Set,
+};
 
 use crate::entity::{namespaces, users};
 
@@ -57,4 +60,106 @@ pub async fn create(c: &impl ConnectionTrait, new: NewUser<'_>) -> Result<users:
         .await?;
     }
     Ok(user)
+}
+
+/// A user by id.
+pub async fn by_id(c: &impl ConnectionTrait, id: i64) -> Result<Option<users::Model>, DbErr> {
+    users::Entity::find_by_id(id).one(c).await
+}
+
+/// Is this username taken, by a user or by any namespace's path (a personal namespace
+/// takes the username as its path)?
+pub async fn username_taken(c: &impl ConnectionTrait, username: &str) -> Result<bool, DbErr> {
+    let users = users::Entity::find()
+        .filter(users::Column::Username.eq(username))
+        .count(c)
+        .await?;
+    Ok(users > 0 || crate::namespaces::path_taken(c, username).await?)
+}
+
+/// Is this email taken?
+pub async fn email_taken(c: &impl ConnectionTrait, email: &str) -> Result<bool, DbErr> {
+    Ok(users::Entity::find()
+        .filter(users::Column::Email.eq(email))
+        .count(c)
+        .await?
+        > 0)
+}
+
+/// Which users to list.
+#[derive(Debug, Clone, Default)]
+pub struct UserQuery {
+    /// Exactly this username.
+    pub username: Option<String>,
+    /// Substring of the username, name or email.
+    pub search: Option<String>,
+    /// Only users in this state (`active`, `blocked`).
+    pub state: Option<String>,
+    /// Only this user (what a non-admin may list).
+    pub id: Option<i64>,
+}
+
+/// Users matching `q`, by id, with the total count.
+pub async fn list(
+    c: &impl ConnectionTrait,
+    q: &UserQuery,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<users::Model>, u64), DbErr> {
+    use crate::namespaces::contains_ci;
+    use users::Column as U;
+    let mut select = users::Entity::find();
+    if let Some(u) = &q.username {
+        select = select.filter(U::Username.eq(u.as_str()));
+    }
+    if let Some(s) = q.search.as_deref().filter(|s| !s.is_empty()) {
+        select = select.filter(
+            Condition::any()
+                .add(contains_ci(U::Username, s))
+                .add(contains_ci(U::Name, s))
+                .add(contains_ci(U::Email, s)),
+        );
+    }
+    if let Some(st) = &q.state {
+        select = select.filter(U::State.eq(st.as_str()));
+    }
+    if let Some(id) = q.id {
+        select = select.filter(U::Id.eq(id));
+    }
+    let total = select.clone().count(c).await?;
+    let rows = select
+        .order_by_asc(U::Id)
+        .offset(offset)
+        .limit(limit)
+        .all(c)
+        .await?;
+    Ok((rows, total))
+}
+
+/// Set a user's state (`active`, `blocked`).
+pub async fn set_state(
+    c: &impl ConnectionTrait,
+    user: users::Model,
+    state: &str,
+) -> Result<users::Model, DbErr> {
+    let mut am: users::ActiveModel = user.into();
+    am.state = Set(state.to_owned());
+    am.updated_at = Set(Utc::now());
+    am.update(c).await
+}
+
+/// Delete a user with their personal projects; memberships, tokens, jobs and the personal
+/// namespace go by cascade.
+pub async fn delete(c: &impl ConnectionTrait, user_id: i64) -> Result<(), DbErr> {
+    if let Some(ns) = crate::namespaces::personal(c, user_id).await? {
+        let projects = crate::entity::projects::Entity::find()
+            .filter(crate::entity::projects::Column::NamespaceId.eq(ns.id))
+            .all(c)
+            .await?;
+        for p in &projects {
+            crate::project_admin::delete(c, p).await?;
+        }
+    }
+    users::Entity::delete_by_id(user_id).exec(c).await?;
+    Ok(())
 }
