@@ -9,6 +9,8 @@ mod auth;
 mod auth_keys;
 mod clients;
 mod concurrency;
+mod credentials;
 mod log_secrets;
+mod matrix;
 mod resume;
 mod tokens;

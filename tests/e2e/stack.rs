@@ -51,8 +51,8 @@ pub struct Options {
 pub struct Stack {
     /// The database.
     pub db: TestDb,
-    /// The blob store directory.
-    pub store: tempfile::TempDir,
+    /// The blob store directory (kept alive while the services run).
+    _store: tempfile::TempDir,
     /// Where both services' stderr goes (`auth.log`, `registry.log`).
     pub logs: tempfile::TempDir,
     /// berth-auth.
@@ -148,7 +148,7 @@ impl Stack {
             .expect("client");
         Some(Stack {
             db,
-            store,
+            _store: store,
             logs,
             auth,
             registry,
