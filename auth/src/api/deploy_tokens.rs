@@ -2,7 +2,7 @@
 //! credentials that belong to a project or group rather than a person. The secret is shown
 //! once; deleting revokes.
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::members::Scope;
-use super::users::{ApiUri, Params, opt_time, paged};
+use super::params::{Params, opt_time, paged};
 use crate::identity::split_scopes;
 use crate::secrets;
 use crate::state::AppState;
@@ -80,7 +80,7 @@ async fn owner(
 /// `GET …/deploy_tokens` (`active=true`: only usable ones).
 async fn list_deploy_tokens(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     caller: Caller,
     Path(id): Path<String>,
     p: Params,

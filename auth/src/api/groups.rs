@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
 use super::lookup;
-use super::users::{ApiUri, Params, paged, time, valid_path};
+use super::params::{Params, paged, time, valid_path};
 use crate::state::AppState;
 
 /// Who is looking, for listings.
@@ -170,7 +170,7 @@ async fn visible_group(
 /// `GET /groups`: `search`, `all_available`, `owned`, `min_access_level`, `top_level_only`.
 async fn list_groups(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     MaybeCaller(caller): MaybeCaller,
     p: Params,
 ) -> ApiResult<Response> {
@@ -209,7 +209,7 @@ async fn list_groups(
 /// `GET /groups/:id/subgroups`.
 async fn list_subgroups(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     MaybeCaller(caller): MaybeCaller,
     Path(id): Path<String>,
     p: Params,

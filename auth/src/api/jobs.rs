@@ -2,7 +2,7 @@
 //! it, finish it (which kills its token); and the job-token allowlist of a project: which
 //! projects and groups may pull from it with their jobs' tokens.
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -16,8 +16,8 @@ use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::groups::groups_json;
 use super::lookup;
+use super::params::{Params, opt_time, paged, time};
 use super::projects::projects_json;
-use super::users::{ApiUri, Params, opt_time, paged, time};
 use crate::identity::JOB_LOGIN;
 use crate::secrets;
 use crate::state::AppState;
@@ -232,7 +232,7 @@ async fn allowlist_owner(
 /// `GET /projects/:id/job_token_scope/allowlist`: projects whose jobs may pull from `:id`.
 async fn list_allowed_projects(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     caller: Caller,
     Path(id): Path<String>,
     p: Params,
@@ -249,7 +249,7 @@ async fn list_allowed_projects(
 /// `GET /projects/:id/job_token_scope/groups_allowlist`.
 async fn list_allowed_groups(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     caller: Caller,
     Path(id): Path<String>,
     p: Params,

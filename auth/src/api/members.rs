@@ -3,7 +3,7 @@
 //! "a project or group the caller can see, and their role there", shared by the other
 //! project-or-group endpoints.
 
-use axum::extract::{Path, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -17,7 +17,8 @@ use serde_json::{Value, json};
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::lookup;
-use super::users::{ApiUri, Params, opt_date, paged_vec, time, user_basic};
+use super::params::{Params, opt_date, paged_vec, time};
+use super::users::user_basic;
 use crate::state::AppState;
 
 /// A project or group the caller can see, and their role in it.
@@ -153,7 +154,7 @@ async fn members_of(
 /// `GET …/members` (direct) and `GET …/members/all` (inherited, highest level wins).
 async fn list_members(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     caller: Caller,
     Path(id): Path<String>,
     p: Params,

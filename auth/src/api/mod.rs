@@ -10,6 +10,8 @@ pub mod jobs;
 pub mod lookup;
 pub mod members;
 pub mod pagination;
+pub mod params;
+pub mod personal_access_tokens;
 pub mod projects;
 pub mod users;
 
@@ -23,6 +25,7 @@ use crate::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .merge(users::routes())
+        .merge(personal_access_tokens::routes())
         .merge(access_tokens::routes())
         .merge(members::routes())
         .merge(groups::routes())

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -19,7 +19,7 @@ use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
 use super::groups::{full_names, rank, require_read, slug, viewer, visibility};
 use super::lookup;
-use super::users::{ApiUri, Params, paged, time, valid_path};
+use super::params::{Params, paged, time, valid_path};
 use crate::state::AppState;
 
 fn project_json(
@@ -132,7 +132,7 @@ fn check_visibility(ns: &namespaces::Model, v: Visibility) -> ApiResult<()> {
 
 async fn list(
     state: &AppState,
-    uri: &ApiUri,
+    uri: &Uri,
     caller: Option<&Caller>,
     p: &Params,
     namespace_id: Option<i64>,
@@ -171,7 +171,7 @@ async fn list(
 /// `GET /projects`: `search`, `membership`, `owned`, `visibility`, `min_access_level`.
 async fn list_projects(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     MaybeCaller(caller): MaybeCaller,
     p: Params,
 ) -> ApiResult<Response> {
@@ -181,7 +181,7 @@ async fn list_projects(
 /// `GET /groups/:id/projects`: the group's own projects the caller can see.
 async fn list_group_projects(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     MaybeCaller(caller): MaybeCaller,
     Path(id): Path<String>,
     p: Params,

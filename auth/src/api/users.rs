@@ -1,236 +1,19 @@
-//! `/user` and `/users`: the current user, and instance admins managing users. Also the
-//! request and response helpers every identity endpoint shares: [`Params`] (query string
-//! plus JSON or form body, as GitLab's Grape API reads them), [`paged`] and time formats.
+//! `/user` and `/users`: the current user, and instance admins managing users.
 
-use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::StatusCode;
-use axum::http::Uri;
-use axum::http::header::CONTENT_TYPE;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use berth_db::entity::users;
 use berth_db::users::{NewUser, UserQuery};
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
-use super::pagination::PageParams;
+use super::params::{Params, paged, time, valid_path};
 use crate::secrets;
 use crate::state::AppState;
-
-/// Request parameters: the query string, then the body (JSON object or
-/// `application/x-www-form-urlencoded`, where `key[]=` repeats build a list), body winning.
-#[derive(Debug, Clone, Default)]
-pub struct Params(pub Map<String, Value>);
-
-fn merge_form(map: &mut Map<String, Value>, raw: &[u8]) {
-    for (k, v) in form_urlencoded::parse(raw) {
-        if let Some(key) = k.strip_suffix("[]") {
-            let entry = map
-                .entry(key.to_owned())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(items) = entry {
-                items.push(Value::String(v.into_owned()));
-            }
-        } else {
-            map.insert(k.into_owned(), Value::String(v.into_owned()));
-        }
-    }
-}
-
-impl FromRequest<AppState> for Params {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
-        let mut map = Map::new();
-        if let Some(q) = req.uri().query() {
-            merge_form(&mut map, q.as_bytes());
-        }
-        let json = req
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("json"));
-        let body = axum::body::Bytes::from_request(req, state)
-            .await
-            .map_err(|_| ApiError::BadRequest("400 Bad request - unreadable body".into()))?;
-        if body.iter().all(u8::is_ascii_whitespace) {
-            return Ok(Params(map));
-        }
-        if json || body.first() == Some(&b'{') {
-            match serde_json::from_slice::<Value>(&body) {
-                Ok(Value::Object(o)) => map.extend(o),
-                _ => {
-                    return Err(ApiError::BadRequest(
-                        "400 Bad request - invalid JSON".into(),
-                    ));
-                }
-            }
-        } else {
-            merge_form(&mut map, &body);
-        }
-        Ok(Params(map))
-    }
-}
-
-impl Params {
-    /// A text parameter (numbers and booleans as text); empty counts as absent.
-    pub fn str(&self, key: &str) -> Option<String> {
-        match self.0.get(key)? {
-            Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        }
-    }
-
-    /// A required text parameter (`"name is missing"`).
-    pub fn required(&self, key: &str) -> ApiResult<String> {
-        self.str(key)
-            .ok_or_else(|| ApiError::BadRequest(format!("{key} is missing")))
-    }
-
-    /// An integer parameter, given as a number or text.
-    pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
-        let invalid = || ApiError::BadRequest(format!("{key} is invalid"));
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(invalid),
-            Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| invalid()),
-            Some(_) => Err(invalid()),
-        }
-    }
-
-    /// A boolean parameter (`true`/`false`, `1`/`0`).
-    pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
-        match self.0.get(key) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
-            Some(Value::String(s)) => match s.as_str() {
-                "" => Ok(None),
-                "true" | "1" | "yes" => Ok(Some(true)),
-                "false" | "0" | "no" => Ok(Some(false)),
-                _ => Err(ApiError::BadRequest(format!("{key} is invalid"))),
-            },
-            Some(_) => Err(ApiError::BadRequest(format!("{key} is invalid"))),
-        }
-    }
-
-    /// A list parameter: a JSON array, `key[]=` repeats, or comma-separated text.
-    pub fn list(&self, key: &str) -> Option<Vec<String>> {
-        let items: Vec<String> = match self.0.get(key)? {
-            Value::Array(a) => a
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Value::String(s) => s.split(',').map(|x| x.trim().to_owned()).collect(),
-            _ => return None,
-        };
-        Some(items.into_iter().filter(|s| !s.is_empty()).collect())
-    }
-
-    /// A date (`YYYY-MM-DD`, ending at midnight UTC of that date, as GitLab) or an RFC 3339
-    /// time. `Some(None)`: given as null or empty (clear it).
-    pub fn date(&self, key: &str) -> ApiResult<Option<Option<DateTime<Utc>>>> {
-        let invalid = || ApiError::BadRequest(format!("{key} is invalid"));
-        match self.0.get(key) {
-            None => Ok(None),
-            Some(Value::Null) => Ok(Some(None)),
-            Some(Value::String(s)) if s.is_empty() => Ok(Some(None)),
-            Some(Value::String(s)) => {
-                if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-                    Ok(Some(d.and_hms_opt(0, 0, 0).map(|t| t.and_utc())))
-                } else {
-                    DateTime::parse_from_rfc3339(s)
-                        .map(|t| Some(Some(t.with_timezone(&Utc))))
-                        .map_err(|_| invalid())
-                }
-            }
-            Some(_) => Err(invalid()),
-        }
-    }
-
-    /// `page` and `per_page`.
-    pub fn page(&self) -> ApiResult<PageParams> {
-        let positive = |v: Option<i64>| v.map(|n| u64::try_from(n).unwrap_or(0));
-        Ok(PageParams {
-            page: positive(self.int("page")?),
-            per_page: positive(self.int("per_page")?),
-        })
-    }
-}
-
-/// The request URI as the client sent it (`/api/v4/…`): the nest strips its prefix, and
-/// pagination links need the full path.
-#[derive(Debug, Clone)]
-pub struct ApiUri(pub Uri);
-
-impl<S: Send + Sync> FromRequestParts<S> for ApiUri {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let uri = &parts.uri;
-        if uri.path().starts_with("/api/v4") {
-            return Ok(ApiUri(uri.clone()));
-        }
-        let full = match uri.query() {
-            Some(q) => format!("/api/v4{}?{q}", uri.path()),
-            None => format!("/api/v4{}", uri.path()),
-        };
-        Ok(ApiUri(full.parse().unwrap_or_else(|_| uri.clone())))
-    }
-}
-
-/// A page of a listing with GitLab's pagination headers.
-pub fn paged(
-    state: &AppState,
-    uri: &ApiUri,
-    page: PageParams,
-    total: u64,
-    items: Vec<Value>,
-) -> Response {
-    let headers = page.headers(&state.cfg.auth_url, &uri.0, total);
-    (headers, Json(Value::Array(items))).into_response()
-}
-
-/// A page of an in-memory listing.
-pub fn paged_vec(state: &AppState, uri: &ApiUri, page: PageParams, all: Vec<Value>) -> Response {
-    let total = all.len() as u64;
-    let items = all
-        .into_iter()
-        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-        .take(usize::try_from(page.per_page()).unwrap_or(usize::MAX))
-        .collect();
-    paged(state, uri, page, total, items)
-}
-
-/// GitLab's time format (`2024-05-01T12:00:00.000Z`).
-pub fn time(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-/// An optional time, or null.
-pub fn opt_time(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| Value::String(time(t)))
-}
-
-/// An optional expiry date (`YYYY-MM-DD`), or null.
-pub fn opt_date(t: Option<DateTime<Utc>>) -> Value {
-    t.map_or(Value::Null, |t| {
-        Value::String(t.date_naive().format("%Y-%m-%d").to_string())
-    })
-}
-
-/// A path segment in the registry's name grammar (`[a-z0-9]+([._-][a-z0-9]+)*`).
-pub fn valid_path(segment: &str) -> bool {
-    !segment.contains('/') && berth_core::RepoName::parse(segment).is_ok()
-}
 
 /// A user as others see them.
 pub fn user_basic(state: &AppState, u: &users::Model) -> Value {
@@ -290,7 +73,7 @@ async fn get_current_user(State(state): State<AppState>, caller: Caller) -> ApiR
 /// `username=`.
 async fn list_users(
     State(state): State<AppState>,
-    uri: ApiUri,
+    OriginalUri(uri): OriginalUri,
     caller: Caller,
     p: Params,
 ) -> ApiResult<Response> {
