@@ -53,7 +53,7 @@ pub struct Stack {
     pub db: TestDb,
     /// The blob store directory (kept alive while the services run).
     _store: tempfile::TempDir,
-    /// Where both services' stderr goes (`auth.log`, `registry.log`).
+    /// Where both services' output goes (`auth.log`/`.err`, `registry.log`/`.err`).
     pub logs: tempfile::TempDir,
     /// berth-auth.
     pub auth: Proc,
@@ -114,7 +114,8 @@ impl Stack {
             .env("BERTH_AUTH_URL", &auth_url)
             .env("BERTH_REGISTRY_URL", &registry_url)
             .env("BERTH_ROOT_PASSWORD", ROOT_PASSWORD)
-            .stderr(log_file(&logs, "auth.log"));
+            .stdout(log_file(&logs, "auth.log"))
+            .stderr(log_file(&logs, "auth.err"));
         for (k, v) in &opts.auth_env {
             cmd.env(k, v);
         }
@@ -131,7 +132,8 @@ impl Stack {
                 format!("file://{}", store.path().display()),
             )
             .env("BERTH_AUTH_URL", &auth_url)
-            .stderr(log_file(&logs, "registry.log"));
+            .stdout(log_file(&logs, "registry.log"))
+            .stderr(log_file(&logs, "registry.err"));
         for (k, v) in &opts.registry_env {
             cmd.env(k, v);
         }
@@ -164,7 +166,7 @@ impl Stack {
 
     /// Everything both services logged so far.
     pub fn log_text(&self) -> String {
-        ["auth.log", "registry.log"]
+        ["auth.log", "auth.err", "registry.log", "registry.err"]
             .iter()
             .map(|f| std::fs::read_to_string(self.logs.path().join(f)).unwrap_or_default())
             .collect::<Vec<_>>()
