@@ -24,11 +24,12 @@ pub async fn ensure_root(db: &Db, password: Option<&SecretString>) -> anyhow::Re
         Some(p) => (p.expose_secret().to_owned(), false),
         None => (secrets::generate(""), true),
     };
-    let hash = tokio::task::spawn_blocking(move || {
-        secrets::hash_password(&password).map(|h| (h, password))
-    })
-    .await
-    .context("hashing the root password")??;
+    let hash = (
+        crate::passwords::hash(password.clone())
+            .await
+            .context("hashing the root password")?,
+        password,
+    );
     let txn = db.begin_write().await?;
     let created = berth_db::users::create(
         &txn,

@@ -85,7 +85,7 @@ pub async fn create_user(
     if password.len() < 8 {
         bail!("the password must have at least 8 characters");
     }
-    let hash = secrets::hash_password(password)?;
+    let hash = crate::passwords::hash(password.to_owned()).await?;
     let txn = db.begin_write().await?;
     let user = berth_db::users::create(
         &txn,

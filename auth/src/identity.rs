@@ -147,11 +147,7 @@ pub async fn basic(
     let user = q::user_by_login(c, login).await?;
     // Verify even when the user is unknown, so timing does not reveal which names exist.
     let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password = password.to_owned();
-    let ok =
-        tokio::task::spawn_blocking(move || secrets::verify_password(&password, hash.as_deref()))
-            .await
-            .unwrap_or(false);
+    let ok = crate::passwords::verify(password.to_owned(), hash).await;
     Ok(user.filter(|u| ok && active(u)).map(|user| {
         Credential::User(UserCredential {
             user,

@@ -12,6 +12,7 @@ pub mod identity;
 pub mod jwt;
 pub mod keys;
 pub mod oauth;
+pub mod passwords;
 pub mod ratelimit;
 pub mod refresh;
 pub mod secrets;

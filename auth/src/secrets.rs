@@ -1,10 +1,6 @@
 //! Secrets: random tokens with recognisable prefixes, their SHA-256 digests (the only form
-//! stored), constant-time comparison, and argon2id password hashes.
+//! stored) and constant-time comparison. Passwords: `crate::passwords`.
 
-use std::sync::LazyLock;
-
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngCore;
@@ -41,34 +37,6 @@ pub fn same(a: &str, b: &str) -> bool {
     a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
-/// An argon2id hash (PHC string) of a password, with a random salt.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut rand::rngs::OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
-}
-
-/// A hash no password matches, verified against when the user does not exist so that a
-/// login for an unknown name costs as long as one for a known name.
-static DECOY: LazyLock<String> = LazyLock::new(|| hash_password(&generate("")).unwrap_or_default());
-
-/// Does `password` match the stored hash? `None` (no such user, or no password) still
-/// spends one verification, so timing does not reveal which usernames exist.
-pub fn verify_password(password: &str, stored: Option<&str>) -> bool {
-    let (hash, real) = match stored {
-        Some(h) => (h, true),
-        None => (DECOY.as_str(), false),
-    };
-    let ok = PasswordHash::new(hash).is_ok_and(|h| {
-        Argon2::default()
-            .verify_password(password.as_bytes(), &h)
-            .is_ok()
-    });
-    ok && real
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,14 +59,5 @@ mod tests {
         assert!(same(&digest("x"), &digest("x")));
         assert!(!same(&digest("x"), &digest("y")));
         assert!(!same("a", "ab"));
-    }
-
-    #[test]
-    fn passwords_hash_with_argon2id_and_verify() {
-        let h = hash_password("correct horse").unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", Some(&h)));
-        assert!(!verify_password("wrong", Some(&h)));
-        assert!(!verify_password("correct horse", None));
     }
 }

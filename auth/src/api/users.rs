@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
 use super::params::{Params, paged, time, valid_path};
-use crate::secrets;
 use crate::state::AppState;
 
 /// A user as others see them.
@@ -140,11 +139,7 @@ async fn create_user(
                 "password is too short (minimum is 8 characters)".into(),
             ));
         }
-        Some(pw) => Some(
-            tokio::task::spawn_blocking(move || secrets::hash_password(&pw))
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))??,
-        ),
+        Some(pw) => Some(crate::passwords::hash(pw).await?),
         None => None,
     };
     let admin = p.bool("admin")?.unwrap_or(false);
