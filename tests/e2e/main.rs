@@ -12,5 +12,6 @@ mod concurrency;
 mod credentials;
 mod log_secrets;
 mod matrix;
+mod podman;
 mod resume;
 mod tokens;

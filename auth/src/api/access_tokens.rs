@@ -90,6 +90,19 @@ async fn list_bot_tokens(
     Ok(paged(&state, &uri, page, total, items))
 }
 
+/// Only a caller whose own role reaches the bot's level may revoke or rotate its token: a
+/// Maintainer rotating an Owner-level bot's token would otherwise receive an Owner-level
+/// secret (the same rule as creating one, and as members' "only Owners touch Owner").
+async fn may_manage(state: &AppState, t: &Scope, bot_id: i64) -> ApiResult<()> {
+    let level = berth_db::members::get(&state.db.read, t.source(), bot_id)
+        .await?
+        .map_or(0, |m| m.access_level);
+    if level > t.role.map_or(0, Role::level) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(())
+}
+
 /// A token of one of `t`'s bots, or 404.
 async fn bot_token(
     state: &AppState,
@@ -188,6 +201,7 @@ async fn revoke_bot_token(
     caller.require_write()?;
     let t = target(&state, &caller, kind, &id).await?;
     let (token, bot) = bot_token(&state, &t, &token_id).await?;
+    may_manage(&state, &t, bot.id).await?;
     let txn = state.db.begin_write().await?;
     tokens::revoke_pat(&txn, token.id).await?;
     berth_db::users::set_state(&txn, bot, "blocked").await?;
@@ -207,6 +221,7 @@ async fn rotate_bot_token(
     caller.require_write()?;
     let t = target(&state, &caller, kind, &id).await?;
     let (old, bot) = bot_token(&state, &t, &token_id).await?;
+    may_manage(&state, &t, bot.id).await?;
     if bot.state != "active" {
         return Err(ApiError::BadRequest("Token already revoked".into()));
     }

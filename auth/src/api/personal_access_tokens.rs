@@ -256,7 +256,9 @@ async fn revoke(state: &AppState, t: &pat::Model) -> ApiResult<StatusCode> {
         return Err(ApiError::BadRequest("Token already revoked".into()));
     }
     let txn = state.db.begin_write().await?;
-    tokens::revoke_pat(&txn, t.id).await?;
+    if !tokens::revoke_pat(&txn, t.id).await? {
+        return Err(ApiError::BadRequest("Token already revoked".into()));
+    }
     txn.commit().await?;
     tracing::info!(token.id = t.id, "revoked access token");
     Ok(StatusCode::NO_CONTENT)
@@ -290,7 +292,11 @@ pub(super) async fn rotate(
     }
     let expires_at = expiry(p, next_week())?;
     let txn = state.db.begin_write().await?;
-    tokens::revoke_pat(&txn, old.id).await?;
+    // Conditional on the token still being live at write time: two concurrent rotations
+    // of one token (say, its owner and whoever leaked it) yield one successor, not two.
+    if !tokens::revoke_pat(&txn, old.id).await? {
+        return Err(ApiError::BadRequest("Token already revoked".into()));
+    }
     let scopes = split_scopes(&old.scopes);
     let new = issue(&txn, old.user_id, &old.name, &scopes, expires_at).await?;
     txn.commit().await?;

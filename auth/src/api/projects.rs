@@ -268,7 +268,9 @@ async fn create_project(
     let full_path = format!("{}/{path}", ns.full_path);
     let taken = || ApiError::BadRequest("path has already been taken".into());
     let txn = state.db.begin_write().await?;
-    if berth_db::namespaces::path_taken(&txn, &full_path).await? {
+    if berth_db::namespaces::path_taken(&txn, &full_path).await?
+        || berth_db::project_admin::repositories_remain(&txn, &full_path).await?
+    {
         return Err(taken());
     }
     let created = berth_db::project_admin::create(

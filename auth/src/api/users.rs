@@ -81,6 +81,7 @@ async fn list_users(
     let mut q = UserQuery {
         username: p.str("username"),
         search: p.str("search"),
+        search_email: caller.is_admin(),
         state: match (p.bool("active")?, p.bool("blocked")?) {
             (Some(true), _) => Some("active".into()),
             (_, Some(true)) => Some("blocked".into()),

@@ -173,6 +173,25 @@ pub async fn update(
     am.update(c).await
 }
 
+/// Does the registry still hold repositories at or under `full_path`? They can only be
+/// left over from a deleted project (a push needs a project), whose repositories are not
+/// removed with it: a new project at the same path would inherit them, and whoever
+/// creates it (any signed-in user, for a recreated top-level group or a reused username)
+/// could pull the old project's private images. Such a path stays taken until the
+/// repositories are gone.
+pub async fn repositories_remain(c: &impl ConnectionTrait, full_path: &str) -> Result<bool, DbErr> {
+    use crate::entity::repositories::{Column as R, Entity};
+    let n = Entity::find()
+        .filter(
+            Condition::any()
+                .add(R::Name.eq(full_path))
+                .add(like(R::Name, format!("{}/%", like_escape(full_path)))),
+        )
+        .count(c)
+        .await?;
+    Ok(n > 0)
+}
+
 /// The username prefix of a project's access-token bots.
 pub fn bot_prefix(kind: &str, id: i64) -> String {
     format!("{kind}_{id}_bot_")
@@ -328,6 +347,46 @@ mod tests {
         let mut paths: Vec<&str> = gs.iter().map(|g| g.full_path.as_str()).collect();
         paths.sort_unstable();
         assert_eq!(paths, ["a_b", "a_b/sub"]);
+    }
+
+    db_test!(stale_repositories_pat_races_and_email_search);
+    async fn stale_repositories_pat_races_and_email_search(db: TestDb) {
+        let conn = crate::connect(&db.url).await.unwrap();
+        crate::migrate(&conn).await.unwrap();
+        let c = &conn.write;
+        // Repositories left behind by a deleted project keep its path taken; `_` in the
+        // path is no LIKE wildcard.
+        crate::repositories::get_or_create(c, "a_b/app/img", Utc::now())
+            .await
+            .unwrap();
+        assert!(repositories_remain(c, "a_b/app").await.unwrap());
+        assert!(repositories_remain(c, "a_b/app/img").await.unwrap());
+        assert!(!repositories_remain(c, "axb/app").await.unwrap());
+        assert!(!repositories_remain(c, "a_b/ap").await.unwrap());
+        // Revoking is conditional: a second revocation (a racing rotation) loses.
+        let alice = user(c, "alice").await;
+        let t = crate::tokens::create_pat(
+            c,
+            crate::tokens::NewPat {
+                user_id: alice.id,
+                name: "t",
+                digest: "1".repeat(64).as_str(),
+                scopes: &["api".to_owned()],
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(crate::tokens::revoke_pat(c, t.id).await.unwrap());
+        assert!(!crate::tokens::revoke_pat(c, t.id).await.unwrap());
+        // Only admins search emails.
+        let mut q = crate::users::UserQuery {
+            search: Some("x.test".into()),
+            ..Default::default()
+        };
+        assert_eq!(crate::users::list(c, &q, 0, 20).await.unwrap().1, 0);
+        q.search_email = true;
+        assert_eq!(crate::users::list(c, &q, 0, 20).await.unwrap().1, 1);
     }
 
     db_test!(deploy_token_default_username_carries_its_id);

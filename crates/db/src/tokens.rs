@@ -93,14 +93,17 @@ pub async fn list_pats(
     Ok((rows, total))
 }
 
-/// Revoke a personal access token.
-pub async fn revoke_pat(c: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
-    pat::Entity::update_many()
+/// Revoke a personal access token; `false` when it was already revoked. The check and the
+/// write are one statement, so of two concurrent rotations of one token only one wins (a
+/// leaked token rotated twice must not leave two live successors).
+pub async fn revoke_pat(c: &impl ConnectionTrait, id: i64) -> Result<bool, DbErr> {
+    let res = pat::Entity::update_many()
         .col_expr(pat::Column::Revoked, Expr::value(true))
         .filter(pat::Column::Id.eq(id))
+        .filter(pat::Column::Revoked.eq(false))
         .exec(c)
         .await?;
-    Ok(())
+    Ok(res.rows_affected > 0)
 }
 
 /// Whose a deploy token is.

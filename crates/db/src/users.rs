@@ -91,8 +91,11 @@ pub async fn email_taken(c: &impl ConnectionTrait, email: &str) -> Result<bool, 
 pub struct UserQuery {
     /// Exactly this username.
     pub username: Option<String>,
-    /// Substring of the username, name or email.
+    /// Substring of the username or name (and of the email with `search_email`).
     pub search: Option<String>,
+    /// Let `search` match emails too (admins only: anyone else could learn another
+    /// user's email a substring at a time).
+    pub search_email: bool,
     /// Only users in this state (`active`, `blocked`).
     pub state: Option<String>,
     /// Only this user (what a non-admin may list).
@@ -113,12 +116,13 @@ pub async fn list(
         select = select.filter(U::Username.eq(u.as_str()));
     }
     if let Some(s) = q.search.as_deref().filter(|s| !s.is_empty()) {
-        select = select.filter(
-            Condition::any()
-                .add(contains_ci(U::Username, s))
-                .add(contains_ci(U::Name, s))
-                .add(contains_ci(U::Email, s)),
-        );
+        let mut any = Condition::any()
+            .add(contains_ci(U::Username, s))
+            .add(contains_ci(U::Name, s));
+        if q.search_email {
+            any = any.add(contains_ci(U::Email, s));
+        }
+        select = select.filter(any);
     }
     if let Some(st) = &q.state {
         select = select.filter(U::State.eq(st.as_str()));
