@@ -123,8 +123,17 @@ pub async fn registry_abilities(
             if project.registry == RegistryAccess::Disabled {
                 Abilities::NONE
             } else if job.project_id == ctx.project.id {
-                // GitLab hard-codes a job's own project: pull, push and delete there.
-                Abilities::ALL
+                // Its own project: always pull (GitLab); push and delete as far as the
+                // job's user may right now, so a user removed or demoted while the job
+                // runs loses those rights, and a Developer's job cannot delete (SPEC 4.3
+                // keeps the registry `delete` action for Maintainers; GitLab lets jobs
+                // delete in their own project).
+                let user = user_abilities(project, principal(c, user, ctx, now).await?);
+                Abilities {
+                    pull: true,
+                    push: user.push,
+                    delete: user.delete,
+                }
             } else {
                 // Elsewhere only pull, and only if the job's user may pull there AND that
                 // project's allowlist names the job's project or one of its groups.

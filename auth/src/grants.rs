@@ -41,7 +41,19 @@ async fn repository(
         return Ok(None);
     };
     let may = registry_abilities(c, cred, &ctx, now).await?;
-    let actions = allowed(&scope.actions, may);
+    let mut actions = allowed(&scope.actions, may);
+    // `*` goes to instance admins only (as GitLab's full-access tokens); anyone else who
+    // holds every ability gets the three actions spelled out, which the registry treats
+    // the same.
+    let admin = matches!(cred, Credential::User(u) if u.user.admin);
+    if !admin && actions.contains(&Action::All) {
+        actions.retain(|a| *a != Action::All);
+        for a in [Action::Pull, Action::Push, Action::Delete] {
+            if !actions.contains(&a) {
+                actions.push(a);
+            }
+        }
+    }
     if actions.is_empty() {
         return Ok(None);
     }

@@ -157,16 +157,23 @@ pub async fn basic(
     }))
 }
 
+/// The longest a job token lives, finished or not. The stand-in CI API has no per-project
+/// job timeout, so a job that is never finished would otherwise hold a live token forever;
+/// a day is longer than any CI job GitLab allows by default (1 h) and many times shorter
+/// than forever.
+pub const JOB_MAX_AGE: chrono::Duration = chrono::Duration::hours(24);
+
 /// A running job's token.
 pub async fn job(
     c: &impl ConnectionTrait,
     token: &str,
-    _now: DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> Result<Option<Credential>, DbErr> {
     let digest = secrets::digest(token);
     let Some(job) = q::job(c, &digest)
         .await?
         .filter(|j| secrets::same(&j.token_digest, &digest) && j.status == "running")
+        .filter(|j| j.created_at + JOB_MAX_AGE > now)
     else {
         return Ok(None);
     };

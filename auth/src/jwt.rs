@@ -124,15 +124,18 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
-/// The client's address: the socket peer, or `X-Forwarded-For`'s first hop when configured
-/// to trust a proxy.
-fn client_addr(state: &AppState, req: &Request) -> IpAddr {
+/// The client's address: the socket peer, or — when configured to sit behind a trusted
+/// proxy — the last `X-Forwarded-For` hop, the one that proxy appended. Earlier hops are
+/// written by the client and would let it pick a fresh address per login attempt.
+pub fn client_addr(state: &AppState, req: &Request) -> IpAddr {
     if state.cfg.trust_forwarded_for {
         let forwarded = req
             .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .next_back()
             .and_then(|v| v.trim().parse().ok());
         if let Some(ip) = forwarded {
             return ip;
@@ -319,7 +322,7 @@ async fn post_token(State(state): State<AppState>, req: Request) -> Result<Respo
             let Some(token) = field("refresh_token") else {
                 return Err(TokenError::BadRequest("refresh_token is required"));
             };
-            let cred = refresh::redeem(&state, token)
+            let cred = refresh::redeem(&state, token, field("service").unwrap_or_default())
                 .await?
                 .ok_or(TokenError::Unauthorized)?;
             // The same refresh token keeps working until it expires or its credential dies.

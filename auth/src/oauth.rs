@@ -2,15 +2,14 @@
 //! an API token without the web UI (SPEC 2), and its `refresh_token` grant. The answer's
 //! `access_token` (`boat-…`) works as `Authorization: Bearer` on `/api/v4` for two hours.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use berth_db::entity::oauth_access_tokens;
 use chrono::Utc;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 
@@ -81,10 +80,7 @@ async fn post_oauth_token(State(state): State<AppState>, req: Request) -> Respon
 }
 
 async fn handle(state: &AppState, req: Request) -> Result<Response, TokenError> {
-    let addr: IpAddr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |c| c.0.ip());
+    let addr = jwt::client_addr(state, &req);
     let form = fields(req).await?;
     let field = |name: &str| {
         form.iter()
@@ -127,16 +123,23 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, TokenError> 
                 .await?
                 .filter(|u| u.state == "active")
                 .ok_or(TokenError::Unauthorized)?;
-            // Refreshing revokes the pair it replaces.
-            let txn = state.db.begin_write().await?;
-            oauth_access_tokens::ActiveModel {
-                id: Set(row.id),
-                revoked: Set(true),
-                ..Default::default()
+            // A refresh token lives as long as registry refresh tokens do.
+            if row.created_at + chrono::Duration::from_std(state.refresh_ttl)? <= now {
+                return Err(TokenError::Unauthorized);
             }
-            .update(&txn)
-            .await?;
+            // Refreshing revokes the pair it replaces, at most once: of two concurrent
+            // refreshes with one token only the one whose update lands gets a new pair.
+            let txn = state.db.begin_write().await?;
+            let revoked = oauth_access_tokens::Entity::update_many()
+                .col_expr(oauth_access_tokens::Column::Revoked, Expr::value(true))
+                .filter(oauth_access_tokens::Column::Id.eq(row.id))
+                .filter(oauth_access_tokens::Column::Revoked.eq(false))
+                .exec(&txn)
+                .await?;
             txn.commit().await?;
+            if revoked.rows_affected != 1 {
+                return Err(TokenError::Unauthorized);
+            }
             (user, split_scopes(&row.scopes))
         }
         _ => return Err(TokenError::BadRequest("unsupported grant_type")),

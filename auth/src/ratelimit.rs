@@ -20,6 +20,16 @@ use std::time::{Duration, Instant};
 /// How many distinct keys are kept before expired windows are swept.
 const SWEEP_AT: usize = 10_000;
 
+/// The most keys ever tracked per table (a few MiB); beyond it new keys are not counted.
+const MAX_KEYS: usize = 100_000;
+
+/// Usernames longer than this are counted by their first this-many characters.
+const MAX_USERNAME: usize = 255;
+
+fn user_key(addr: IpAddr, username: &str) -> (IpAddr, String) {
+    (addr, username.chars().take(MAX_USERNAME).collect())
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Window {
     started: Instant,
@@ -101,18 +111,30 @@ impl Limiter {
             started: now,
             failures: 0,
         };
-        {
-            let mut users = lock(&self.users);
-            if users.len() >= SWEEP_AT {
-                users.retain(|_, w| w.started.elapsed() < window);
+        // The address first: once it is over its budget, it gets no new per-username
+        // entries, so one address cannot grow the table without bound by failing with a
+        // fresh username (or a token-shaped password, which skips the address check) each
+        // time.
+        let address_over = {
+            let mut addresses = lock(&self.addresses);
+            if addresses.len() >= SWEEP_AT {
+                addresses.retain(|_, w| w.started.elapsed() < window);
             }
-            bump(users.entry((addr, username.to_owned())).or_insert(fresh));
+            if addresses.contains_key(&addr) || addresses.len() < MAX_KEYS {
+                bump(addresses.entry(addr).or_insert(fresh));
+            }
+            addresses
+                .get(&addr)
+                .is_some_and(|w| w.failures > self.per_address)
+        };
+        let mut users = lock(&self.users);
+        if users.len() >= SWEEP_AT {
+            users.retain(|_, w| w.started.elapsed() < window);
         }
-        let mut addresses = lock(&self.addresses);
-        if addresses.len() >= SWEEP_AT {
-            addresses.retain(|_, w| w.started.elapsed() < window);
+        let key = user_key(addr, username);
+        if users.contains_key(&key) || (!address_over && users.len() < MAX_KEYS) {
+            bump(users.entry(key).or_insert(fresh));
         }
-        bump(addresses.entry(addr).or_insert(fresh));
     }
 }
 
@@ -152,6 +174,17 @@ mod tests {
         }
         assert!(l.check(a, "someone", true).is_err());
         assert!(l.check(a, "ci-runner", false).is_ok());
+    }
+
+    #[test]
+    fn an_address_over_budget_adds_no_new_usernames() {
+        let l = Limiter::new(10, 5, Duration::from_secs(60));
+        let a = ip("10.0.0.1");
+        for i in 0..1000 {
+            l.failed(a, &format!("user{i}"));
+        }
+        assert!(lock(&l.users).len() <= 6, "{}", lock(&l.users).len());
+        assert_eq!(lock(&l.addresses).len(), 1);
     }
 
     #[test]

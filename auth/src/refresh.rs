@@ -43,8 +43,13 @@ pub async fn create(
     Ok(Some(token))
 }
 
-/// The credential a refresh token stands for, if it and that credential are still alive.
-pub async fn redeem(state: &AppState, token: &str) -> Result<Option<Credential>, TokenError> {
+/// The credential a refresh token stands for, if it and that credential are still alive and
+/// it was issued for `service`.
+pub async fn redeem(
+    state: &AppState,
+    token: &str,
+    service: &str,
+) -> Result<Option<Credential>, TokenError> {
     let now = Utc::now();
     let digest = secrets::digest(token);
     let Some(row) = q::refresh_token(&state.db.read, &digest).await? else {
@@ -52,6 +57,7 @@ pub async fn redeem(state: &AppState, token: &str) -> Result<Option<Credential>,
     };
     if !secrets::same(&row.token_digest, &digest)
         || row.revoked
+        || !secrets::same(&row.service, service)
         || row.expires_at.is_some_and(|at| at <= now)
     {
         return Ok(None);
