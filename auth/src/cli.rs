@@ -4,23 +4,10 @@
 
 use anyhow::{Context, bail};
 use berth_db::Db;
-use berth_db::entity::personal_access_tokens;
 use berth_db::users::NewUser;
-use chrono::{NaiveDate, Utc};
-use sea_orm::{ActiveModelTrait, Set};
+use chrono::NaiveDate;
 
-use crate::secrets::{self, PAT_PREFIX};
-
-/// Scopes a personal access token may carry.
-pub const PAT_SCOPES: &[&str] = &[
-    "api",
-    "read_api",
-    "read_user",
-    "read_registry",
-    "write_registry",
-    "read_repository",
-    "write_repository",
-];
+use crate::api::personal_access_tokens::SCOPES as PAT_SCOPES;
 
 /// Create a personal access token for `username`; returns the secret.
 pub async fn create_token(
@@ -55,21 +42,12 @@ pub async fn create_token(
         ),
         None => None,
     };
-    let token = secrets::generate(PAT_PREFIX);
+    let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
     let txn = db.begin_write().await?;
-    personal_access_tokens::ActiveModel {
-        user_id: Set(user.id),
-        name: Set(name.to_owned()),
-        token_digest: Set(secrets::digest(&token)),
-        scopes: Set(scopes.join(",")),
-        expires_at: Set(expires_at),
-        revoked: Set(false),
-        last_used_at: Set(None),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(&txn)
-    .await?;
+    let (_, token) =
+        crate::api::personal_access_tokens::issue(&txn, user.id, name, &scopes, expires_at)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating the token: {e}"))?;
     txn.commit().await?;
     Ok(token)
 }

@@ -93,7 +93,7 @@ pub(super) fn with(mut v: Value, key: &str, value: Value) -> Value {
 }
 
 /// Insert a token for `user_id`; the row and the secret.
-pub(super) async fn issue(
+pub(crate) async fn issue(
     c: &impl sea_orm::ConnectionTrait,
     user_id: i64,
     name: &str,
