@@ -57,6 +57,8 @@ async fn repository(
     if actions.is_empty() {
         return Ok(None);
     }
+    // Immutable tag rules bind everyone, admins included; omitted when the project has none.
+    let patterns = berth_db::tag_rules::patterns(c, ctx.project.id).await?;
     Ok(Some(Access {
         kind: "repository".into(),
         name: scope.name.clone(),
@@ -65,8 +67,7 @@ async fn repository(
             project_path: Some(ctx.project.full_path.clone()),
             project_id: Some(ctx.project.id),
             root_namespace_id: Some(ctx.root_namespace_id()),
-            // Immutable tag rules arrive with the management-API issue.
-            tag_immutable_patterns: None,
+            tag_immutable_patterns: (!patterns.is_empty()).then_some(patterns),
         }),
     }))
 }

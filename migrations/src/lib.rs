@@ -6,6 +6,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_registry;
 mod m0002_identity;
 mod m0003_api_tokens;
+mod m0004_tag_immutability;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_registry::Migration),
             Box::new(m0002_identity::Migration),
             Box::new(m0003_api_tokens::Migration),
+            Box::new(m0004_tag_immutability::Migration),
         ]
     }
 }

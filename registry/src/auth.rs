@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
+use berth_core::immutability::TagPatterns;
 use berth_core::scope::{Action, Scope};
 use berth_token::{Claims, VerifyError};
 
@@ -86,4 +87,23 @@ pub async fn authorize(
 ) -> Result<Arc<Claims>> {
     let scope = [Scope::repository(name, actions)];
     authorize_with(state, headers, &scope, &scope).await
+}
+
+/// The immutable tag patterns the token carries for repository `name`, compiled once for
+/// the request. A pattern that does not compile matches nothing (auth validates patterns
+/// when rules are created, so this means a foreign or corrupted token): logged, not fatal.
+pub fn immutable_patterns(claims: &Claims, name: &str) -> TagPatterns {
+    let raw = claims
+        .meta_for(name)
+        .and_then(|m| m.tag_immutable_patterns.as_deref())
+        .unwrap_or_default();
+    let (patterns, invalid) = TagPatterns::compile(raw);
+    for pattern in invalid {
+        tracing::warn!(
+            repository.name = name,
+            tag.pattern = pattern,
+            "ignoring an immutable tag pattern that does not compile"
+        );
+    }
+    patterns
 }

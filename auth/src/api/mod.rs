@@ -13,6 +13,9 @@ pub mod pagination;
 pub mod params;
 pub mod personal_access_tokens;
 pub mod projects;
+pub mod registry;
+pub mod registry_tags;
+pub mod tag_rules;
 pub mod users;
 
 use axum::http::StatusCode;
@@ -32,6 +35,8 @@ pub fn router() -> Router<AppState> {
         .merge(projects::routes())
         .merge(deploy_tokens::routes())
         .merge(jobs::routes())
+        .merge(registry::routes())
+        .merge(tag_rules::routes())
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

@@ -1,9 +1,10 @@
 //! Berth's pure domain: digests, repository names, references, media types, manifests,
-//! scopes and the OCI error codes. No I/O lives here.
+//! scopes, immutable tag patterns and the OCI error codes. No I/O lives here.
 
 pub mod access;
 pub mod digest;
 pub mod error;
+pub mod immutability;
 pub mod manifest;
 pub mod name;
 pub mod route;

@@ -50,6 +50,18 @@ pub async fn find_by_digest(
         .await
 }
 
+/// Inside a write transaction, hold manifest `id`'s row until it ends (PostgreSQL `FOR
+/// UPDATE`; SQLite's write transactions already run one at a time). A tag being pointed at
+/// it meanwhile waits for the lock (its foreign key check takes a share lock), so the tags
+/// read after this call are all the tags a delete would take with it.
+pub async fn lock(c: &impl ConnectionTrait, id: i64) -> Result<(), DbErr> {
+    manifests::Entity::find_by_id(id)
+        .lock_exclusive()
+        .one(c)
+        .await?;
+    Ok(())
+}
+
 /// The manifest tag `tag` points at.
 pub async fn find_by_tag(
     c: &impl ConnectionTrait,

@@ -87,7 +87,7 @@ pub async fn put_manifest(
     req: &Request,
     body: axum::body::Body,
 ) -> Result<Response> {
-    crate::auth::authorize(
+    let claims = crate::auth::authorize(
         state,
         &req.headers,
         name.as_str(),
@@ -95,6 +95,7 @@ pub async fn put_manifest(
     )
     .await?;
     super::require_project(state, name).await?;
+    let immutable = crate::auth::immutable_patterns(&claims, name.as_str());
     let content_type = req.header(header::CONTENT_TYPE).map(str::to_owned);
     let payload = read_limited(body, manifest::MAX_MANIFEST_BYTES).await?;
     let algorithm = match reference {
@@ -118,7 +119,7 @@ pub async fn put_manifest(
         Reference::Tag(t) => Some(t.as_str()),
         Reference::Digest(_) => None,
     };
-    service::manifests::put(state, name, tag, &digest, &parsed, payload).await?;
+    service::manifests::put(state, name, tag, &digest, &parsed, payload, &immutable).await?;
     state.manifests.invalidate(name.as_str());
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
@@ -151,18 +152,21 @@ async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Vec<u8>> {
 }
 
 /// `DELETE /v2/<name>/manifests/<reference>`: a digest deletes the manifest and its tags;
-/// a tag deletes only the tag.
+/// a tag deletes only the tag. Neither may remove a tag the token's immutable patterns
+/// match (`TAG_IMMUTABLE`).
 pub async fn delete_manifest(
     state: &AppState,
     name: &RepoName,
     reference: &Reference,
     req: &Request,
 ) -> Result<Response> {
-    crate::auth::authorize(state, &req.headers, name.as_str(), &[Action::Delete]).await?;
+    let claims =
+        crate::auth::authorize(state, &req.headers, name.as_str(), &[Action::Delete]).await?;
+    let immutable = crate::auth::immutable_patterns(&claims, name.as_str());
     let repo = super::existing_repository(state, name).await?;
     match reference {
-        Reference::Tag(t) => service::manifests::delete_tag(state, repo.id, t).await?,
-        Reference::Digest(d) => service::manifests::delete(state, repo.id, d).await?,
+        Reference::Tag(t) => service::manifests::delete_tag(state, repo.id, t, &immutable).await?,
+        Reference::Digest(d) => service::manifests::delete(state, repo.id, d, &immutable).await?,
     }
     state.manifests.invalidate(name.as_str());
     Ok(StatusCode::ACCEPTED.into_response())

@@ -1,6 +1,8 @@
 //! Manifest writes: validate references, then store the manifest, its links and tag, and the
-//! GC review rows the change implies, in one transaction.
+//! GC review rows the change implies, in one transaction. Immutable tags are checked inside
+//! that transaction, on the rows the write itself reads, so a race cannot slip past.
 
+use berth_core::immutability::TagPatterns;
 use berth_core::manifest::{Content, Manifest};
 use berth_core::{Digest, ErrorCode, RepoName};
 use berth_db::manifests::{NewLayer, NewManifest};
@@ -11,7 +13,8 @@ use crate::error::{RegistryError, Result};
 use crate::state::AppState;
 
 /// Store `payload` (already parsed as `manifest`, digest `digest`) in `name`, tagging it
-/// with `tag` if given.
+/// with `tag` if given. Moving an existing tag that `immutable` matches to another manifest
+/// is `TAG_IMMUTABLE` (re-pushing the same manifest is not a move).
 pub async fn put(
     state: &AppState,
     name: &RepoName,
@@ -19,9 +22,20 @@ pub async fn put(
     digest: &Digest,
     manifest: &Manifest,
     payload: Vec<u8>,
+    immutable: &TagPatterns,
 ) -> Result<()> {
-    super::retry::on_conflict(|| put_once(state, name, tag, digest, manifest, payload.clone()))
-        .await
+    super::retry::on_conflict(|| {
+        put_once(
+            state,
+            name,
+            tag,
+            digest,
+            manifest,
+            payload.clone(),
+            immutable,
+        )
+    })
+    .await
 }
 
 async fn put_once(
@@ -31,6 +45,7 @@ async fn put_once(
     digest: &Digest,
     manifest: &Manifest,
     payload: Vec<u8>,
+    immutable: &TagPatterns,
 ) -> Result<()> {
     let now = chrono::Utc::now();
     let review_after = state.review_after(now);
@@ -72,6 +87,11 @@ async fn put_once(
     if let Some(tag) = tag
         && let Some(previous) = tags::upsert(&txn, repo.id, tag, manifest_id, now).await?
     {
+        // The tag existed and pointed elsewhere, as read by the write itself. Returning
+        // drops the transaction: it rolls back, the tag keeps its manifest.
+        if let Some(pattern) = immutable.matching(tag) {
+            return Err(immutable_error(tag, pattern, "overwritten"));
+        }
         gc::enqueue_manifest(
             &txn,
             repo.id,
@@ -142,12 +162,32 @@ async fn resolve_references(
     }
 }
 
-/// Delete a tag; its manifest is queued for review.
-pub async fn delete_tag(state: &AppState, repository_id: i64, tag: &str) -> Result<()> {
-    super::retry::on_conflict(|| delete_tag_once(state, repository_id, tag)).await
+/// `TAG_IMMUTABLE` naming the tag and the pattern that protects it.
+fn immutable_error(tag: &str, pattern: &str, what: &str) -> RegistryError {
+    RegistryError::new(ErrorCode::TagImmutable)
+        .message(format!(
+            "tag {tag} is immutable (it matches the project's immutable tag rule '{pattern}') and cannot be {what}"
+        ))
+        .detail(json!({ "tag": tag, "pattern": pattern }))
 }
 
-async fn delete_tag_once(state: &AppState, repository_id: i64, tag: &str) -> Result<()> {
+/// Delete a tag; its manifest is queued for review. A tag `immutable` matches stays
+/// (`TAG_IMMUTABLE`).
+pub async fn delete_tag(
+    state: &AppState,
+    repository_id: i64,
+    tag: &str,
+    immutable: &TagPatterns,
+) -> Result<()> {
+    super::retry::on_conflict(|| delete_tag_once(state, repository_id, tag, immutable)).await
+}
+
+async fn delete_tag_once(
+    state: &AppState,
+    repository_id: i64,
+    tag: &str,
+    immutable: &TagPatterns,
+) -> Result<()> {
     let now = chrono::Utc::now();
     let txn = state.db.begin_write().await?;
     let deleted = tags::delete(&txn, repository_id, tag)
@@ -155,6 +195,10 @@ async fn delete_tag_once(state: &AppState, repository_id: i64, tag: &str) -> Res
         .ok_or_else(|| {
             RegistryError::new(ErrorCode::ManifestUnknown).message(format!("tag {tag} not found"))
         })?;
+    // Checked on the row the delete removed; returning rolls the delete back.
+    if let Some(pattern) = immutable.matching(tag) {
+        return Err(immutable_error(tag, pattern, "deleted"));
+    }
     gc::enqueue_manifest(
         &txn,
         repository_id,
@@ -168,18 +212,42 @@ async fn delete_tag_once(state: &AppState, repository_id: i64, tag: &str) -> Res
     Ok(())
 }
 
-/// Delete a manifest and its tags; its blobs and children are queued for review.
-pub async fn delete(state: &AppState, repository_id: i64, digest: &Digest) -> Result<()> {
-    super::retry::on_conflict(|| delete_once(state, repository_id, digest)).await
+/// Delete a manifest and its tags; its blobs and children are queued for review. Refused
+/// (`TAG_IMMUTABLE`) while a tag `immutable` matches points at it: GitLab refuses every
+/// manifest delete once any pattern exists; Berth only those that would take such a tag.
+pub async fn delete(
+    state: &AppState,
+    repository_id: i64,
+    digest: &Digest,
+    immutable: &TagPatterns,
+) -> Result<()> {
+    super::retry::on_conflict(|| delete_once(state, repository_id, digest, immutable)).await
 }
 
-async fn delete_once(state: &AppState, repository_id: i64, digest: &Digest) -> Result<()> {
+async fn delete_once(
+    state: &AppState,
+    repository_id: i64,
+    digest: &Digest,
+    immutable: &TagPatterns,
+) -> Result<()> {
     let now = chrono::Utc::now();
     let review_after = state.review_after(now);
     let txn = state.db.begin_write().await?;
     let m = manifests::find_by_digest(&txn, repository_id, &digest.to_string())
         .await?
         .ok_or_else(|| RegistryError::new(ErrorCode::ManifestUnknown))?;
+    if !immutable.is_empty() {
+        manifests::lock(&txn, m.id).await?;
+        for t in tags::for_manifest(&txn, m.id).await? {
+            if let Some(pattern) = immutable.matching(&t.name) {
+                return Err(immutable_error(
+                    &t.name,
+                    pattern,
+                    &format!("deleted, so manifest {digest} cannot be deleted either"),
+                ));
+            }
+        }
+    }
     if manifests::is_referenced_by_index(&txn, m.id).await? {
         return Err(RegistryError::new(ErrorCode::ManifestReferenced));
     }

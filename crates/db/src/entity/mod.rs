@@ -18,6 +18,7 @@ pub mod refresh_tokens;
 pub mod repositories;
 pub mod repository_blobs;
 pub mod signing_keys;
+pub mod tag_immutability_rules;
 pub mod tags;
 pub mod uploads;
 pub mod users;
