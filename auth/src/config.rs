@@ -45,6 +45,9 @@ pub struct Config {
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     #[serde(deserialize_with = "flexible")]
     pub trust_forwarded_for: bool,
+    /// Delay before GC reviews a manifest a tag deletion left possibly untagged (humantime;
+    /// the registry's key of the same name, keep them equal).
+    pub gc_review_delay: String,
     /// `text` or `json` logs.
     pub log_format: String,
 }
@@ -67,6 +70,7 @@ impl Default for Config {
             auth_failures_per_address: 50,
             auth_failure_window: "1m".into(),
             trust_forwarded_for: false,
+            gc_review_delay: "24h".into(),
             log_format: "text".into(),
         }
     }

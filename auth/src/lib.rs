@@ -52,6 +52,7 @@ impl Application {
         let refresh_ttl = berth_server::parse_duration(&cfg.refresh_token_ttl)?;
         let window = berth_server::parse_duration(&cfg.auth_failure_window)?;
         let publish_delay = berth_server::parse_duration(&cfg.key_publish_delay)?;
+        let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
         let signer = state::Signer::load(
             db.clone(),
             cfg.token_issuer.clone(),
@@ -81,6 +82,7 @@ impl Application {
                 token_ttl,
                 refresh_ttl,
                 publish_delay,
+                review_delay,
                 signer: Arc::new(signer),
                 limiter: Arc::new(limiter),
             },

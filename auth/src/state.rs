@@ -24,10 +24,23 @@ pub struct AppState {
     pub refresh_ttl: Duration,
     /// How long a new key is published before it signs.
     pub publish_delay: Duration,
+    /// Delay before GC reviews what an API write may have left unreferenced
+    /// (`gc_review_delay`, as in the registry).
+    pub review_delay: Duration,
     /// Signs registry tokens.
     pub signer: Arc<Signer>,
     /// Failed-login limiter.
     pub limiter: Arc<Limiter>,
+}
+
+impl AppState {
+    /// When a GC queue row written now becomes due.
+    pub fn review_after(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> chrono::DateTime<chrono::Utc> {
+        now + chrono::Duration::from_std(self.review_delay).unwrap_or(chrono::Duration::days(1))
+    }
 }
 
 /// How often the signer re-reads which key is active at most: a rotation made by another

@@ -7,6 +7,7 @@ mod m0001_registry;
 mod m0002_identity;
 mod m0003_api_tokens;
 mod m0004_tag_immutability;
+mod m0005_expiration_policies;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_identity::Migration),
             Box::new(m0003_api_tokens::Migration),
             Box::new(m0004_tag_immutability::Migration),
+            Box::new(m0005_expiration_policies::Migration),
         ]
     }
 }

@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 403: authenticated but not allowed (including a token lacking the scope).
     #[error("403 Forbidden")]
     Forbidden,
+    /// 403 with a reason (`"tag is immutable (pattern …)"`).
+    #[error("{0}")]
+    ForbiddenMessage(String),
     /// 404 naming the missing thing (`"Project"` → `404 Project Not Found`).
     #[error("404 {0} Not Found")]
     NotFound(&'static str),
@@ -40,7 +43,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Forbidden | ApiError::ForbiddenMessage(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(e) => {

@@ -149,6 +149,29 @@ impl Params {
         }
     }
 
+    /// A nested object parameter: a JSON object, or form keys `key[field]=…` (as Rails
+    /// clients send a hash). `None` when neither is there.
+    pub fn object(&self, key: &str) -> ApiResult<Option<Map<String, Value>>> {
+        let mut out = match self.0.get(key) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(o)) => o.clone(),
+            Some(_) => return Err(ApiError::BadRequest(format!("{key} is invalid"))),
+        };
+        let found = self.0.get(key).is_some_and(Value::is_object);
+        let prefix = format!("{key}[");
+        let mut nested = false;
+        for (k, v) in &self.0 {
+            if let Some(field) = k.strip_prefix(&prefix).and_then(|f| f.strip_suffix(']'))
+                && !field.is_empty()
+                && !field.contains(['[', ']'])
+            {
+                out.insert(field.to_owned(), v.clone());
+                nested = true;
+            }
+        }
+        Ok((found || nested).then_some(out))
+    }
+
     /// `page` and `per_page`.
     pub fn page(&self) -> ApiResult<PageParams> {
         let positive = |v: Option<i64>| v.map(|n| u64::try_from(n).unwrap_or(0));

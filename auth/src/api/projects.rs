@@ -1,6 +1,6 @@
 //! `/projects`: create (in your own namespace, or in a group as Maintainer+), list what
-//! you can see, get, update (Maintainer+: name, visibility, registry access) and delete
-//! (Owner).
+//! you can see, get, update (Maintainer+: name, visibility, registry access, cleanup policy)
+//! and delete (Owner).
 
 use std::collections::HashMap;
 
@@ -10,23 +10,46 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use berth_core::access::{RegistryAccess, Role, Visibility};
-use berth_db::entity::{namespaces, projects};
+use berth_core::cleanup_policy::{Policy, PolicyChanges, next_run_after_save};
+use berth_db::entity::{container_expiration_policies, namespaces, projects};
 use berth_db::members::Source;
 use berth_db::project_admin::{NewProject, ProjectChanges, ProjectQuery};
-use serde_json::{Value, json};
+use chrono::Utc;
+use serde_json::{Map, Value, json};
 
 use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
 use super::groups::{full_names, rank, require_read, slug, viewer, visibility};
 use super::lookup;
-use super::params::{Params, paged, time, valid_path};
+use super::params::{Params, opt_time, paged, time, valid_path};
 use crate::state::AppState;
+
+/// The write key of the cleanup policy in `PUT /projects/:id`.
+const POLICY_ATTRIBUTES: &str = "container_expiration_policy_attributes";
+
+/// GitLab's `container_expiration_policy`: the stored policy or, without one, GitLab's
+/// defaults; `next_run_at` only while enabled.
+fn policy_json(stored: Option<&container_expiration_policies::Model>) -> Value {
+    let (p, next) = stored.map_or((Policy::default(), None), |m| {
+        (berth_db::expiration_policies::policy(m), m.next_run_at)
+    });
+    json!({
+        "cadence": p.cadence,
+        "enabled": p.enabled,
+        "keep_n": p.keep_n,
+        "older_than": p.older_than,
+        "name_regex": p.name_regex,
+        "name_regex_keep": p.name_regex_keep,
+        "next_run_at": if p.enabled { opt_time(next) } else { Value::Null },
+    })
+}
 
 fn project_json(
     state: &AppState,
     p: &projects::Model,
     ns: Option<&namespaces::Model>,
     ns_full_name: &str,
+    policy: Option<&container_expiration_policies::Model>,
 ) -> Value {
     let registry_host = state.cfg.registry_host();
     let namespace = ns.map_or(Value::Null, |n| {
@@ -51,6 +74,7 @@ fn project_json(
         "container_registry_access_level": p.container_registry_access_level,
         "container_registry_enabled": p.container_registry_access_level != "disabled",
         "container_registry_image_prefix": format!("{registry_host}/{}", p.full_path),
+        "container_expiration_policy": policy_json(policy),
         "web_url": format!("{}/{}", state.cfg.auth_url.trim_end_matches('/'), p.full_path),
         "created_at": time(p.created_at),
         "last_activity_at": time(p.updated_at),
@@ -61,7 +85,8 @@ fn namespace_path(p: &projects::Model) -> &str {
     p.full_path.rsplit_once('/').map_or("", |(ns, _)| ns)
 }
 
-/// Projects as GitLab shows them, with their namespaces (two queries for the lot).
+/// Projects as GitLab shows them, with their namespaces and cleanup policies (three
+/// queries for the lot).
 pub async fn projects_json(state: &AppState, rows: &[projects::Model]) -> ApiResult<Vec<Value>> {
     let c = &state.db.read;
     let paths: Vec<String> = rows.iter().map(|p| namespace_path(p).to_owned()).collect();
@@ -72,12 +97,24 @@ pub async fn projects_json(state: &AppState, rows: &[projects::Model]) -> ApiRes
             .into_iter()
             .map(|n| (n.id, n))
             .collect();
+    let policies: HashMap<i64, container_expiration_policies::Model> =
+        berth_db::expiration_policies::for_projects(c, rows.iter().map(|p| p.id))
+            .await?
+            .into_iter()
+            .map(|m| (m.project_id, m))
+            .collect();
     Ok(rows
         .iter()
         .map(|p| {
             let ns_path = namespace_path(p);
             let ns_name = names.get(ns_path).map_or(ns_path, String::as_str);
-            project_json(state, p, namespaces.get(&p.namespace_id), ns_name)
+            project_json(
+                state,
+                p,
+                namespaces.get(&p.namespace_id),
+                ns_name,
+                policies.get(&p.id),
+            )
         })
         .collect())
 }
@@ -116,6 +153,53 @@ fn registry_access(p: &Params) -> ApiResult<Option<RegistryAccess>> {
         } else {
             RegistryAccess::Disabled
         }
+    }))
+}
+
+/// `container_expiration_policy_attributes` (a JSON object or `…[field]=` form keys) as a
+/// partial update: absent fields stay, null or empty clears the nullable ones;
+/// `name_regex_delete` is `name_regex`'s alias.
+fn policy_changes(p: &Params) -> ApiResult<Option<PolicyChanges>> {
+    let Some(a) = p.object(POLICY_ATTRIBUTES)? else {
+        return Ok(None);
+    };
+    let invalid = |f: &str| ApiError::BadRequest(format!("{POLICY_ATTRIBUTES}[{f}] is invalid"));
+    let text = |a: &Map<String, Value>, f: &str| -> ApiResult<Option<Option<String>>> {
+        match a.get(f) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::String(s)) if s.is_empty() => Ok(Some(None)),
+            Some(Value::String(s)) => Ok(Some(Some(s.clone()))),
+            Some(Value::Number(n)) => Ok(Some(Some(n.to_string()))),
+            Some(_) => Err(invalid(f)),
+        }
+    };
+    let keep_n = match a.get("keep_n") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) if s.is_empty() => Some(None),
+        Some(Value::Number(n)) => Some(Some(n.as_i64().ok_or_else(|| invalid("keep_n"))?)),
+        Some(Value::String(s)) => Some(Some(
+            s.trim().parse::<i64>().map_err(|_| invalid("keep_n"))?,
+        )),
+        Some(_) => return Err(invalid("keep_n")),
+    };
+    let enabled = Params(a.clone())
+        .bool("enabled")
+        .map_err(|_| invalid("enabled"))?;
+    let name_regex = match text(&a, "name_regex")? {
+        Some(v) => Some(v),
+        None => text(&a, "name_regex_delete")?,
+    };
+    Ok(Some(PolicyChanges {
+        // A blank cadence fails validation ("can't be blank").
+        cadence: text(&a, "cadence")?.map(Option::unwrap_or_default),
+        enabled,
+        // Out of i32's range is out of the allowed list too.
+        keep_n: keep_n.map(|k| k.map(|n| i32::try_from(n).unwrap_or(-1))),
+        older_than: text(&a, "older_than")?,
+        name_regex,
+        name_regex_keep: text(&a, "name_regex_keep")?,
     }))
 }
 
@@ -313,7 +397,9 @@ async fn create_project(
 }
 
 /// `PUT /projects/:id` (Maintainer+): `name`, `visibility`, `container_registry_access_level`
-/// (or the older `container_registry_enabled`).
+/// (or the older `container_registry_enabled`), `container_expiration_policy_attributes`
+/// (merged into the stored or default policy; `next_run_at` is set from now when the policy
+/// is turned on or its cadence changes, cleared when it is turned off). All or nothing.
 async fn update_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -339,7 +425,24 @@ async fn update_project(
         visibility: vis.map(|v| v.as_str().to_owned()),
         registry_access: registry_access(&p)?.map(|r| r.as_str().to_owned()),
     };
+    let policy = policy_changes(&p)?;
     let txn = state.db.begin_write().await?;
+    if let Some(policy) = policy {
+        // Read, merge and write under the project's row lock, so concurrent partial
+        // updates do not lose each other's fields.
+        let pid = ctx.project.id;
+        berth_db::tag_rules::lock_project(&txn, pid).await?;
+        let stored = berth_db::expiration_policies::get(&txn, pid).await?;
+        let (before, before_next) = stored.as_ref().map_or((Policy::default(), None), |m| {
+            (berth_db::expiration_policies::policy(m), m.next_run_at)
+        });
+        let after = before.merged(&policy);
+        after
+            .validate()
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        let next = next_run_after_save(&before, before_next, &after, Utc::now());
+        berth_db::expiration_policies::upsert(&txn, pid, &after, next).await?;
+    }
     let project = berth_db::project_admin::update(&txn, ctx.project, changes).await?;
     txn.commit().await?;
     tracing::info!(project.id = project.id, "updated project");

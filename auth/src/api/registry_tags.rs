@@ -1,19 +1,22 @@
 //! A repository's tags as GitLab shows them (SPEC 5): the listing, with offset pagination or
 //! keyset pagination (`pagination=keyset`, `sort`, `last`: only a `rel="next"` link), and
-//! one tag's details. Deletion is not offered here yet.
+//! one tag's details, and deleting one tag (Developer+, SPEC 4.3).
 
 use axum::Json;
 use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::header::LINK;
-use axum::http::{HeaderMap, HeaderValue, Uri};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use berth_core::access::{RegistryAccess, Role};
+use berth_core::immutability::TagPatterns;
 use berth_db::registry_read as q;
 use serde_json::{Value, json};
 
-use super::caller::MaybeCaller;
+use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
+use super::lookup;
 use super::params::{Params, paged, time};
 use super::registry::{project_repository, registry_project, tag_json};
 use crate::state::AppState;
@@ -27,7 +30,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/projects/{id}/registry/repositories/{repository_id}/tags/{tag_name}",
-            get(get_tag),
+            get(get_tag).delete(delete_tag),
         )
 }
 
@@ -136,4 +139,49 @@ async fn get_tag(
         ]);
     }
     Ok(Json(v))
+}
+
+/// `DELETE /projects/:id/registry/repositories/:repository_id/tags/:tag_name` (Developer+):
+/// 200, 404 for an unknown tag, 403 for a tag an immutable rule of the project matches.
+/// Written exactly as the registry's own tag deletion ([`berth_db::tags::delete_and_queue`]):
+/// the tag row goes and the manifest it pointed at is queued for GC review, in one
+/// transaction. Registries cache manifests by tag for at most `BERTH_MANIFEST_CACHE_TTL`
+/// (≤ 3 s), so a pull by this tag may still succeed there that long after the delete;
+/// the tag listing is read from the database and drops it at once.
+async fn delete_tag(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, repository_id, tag_name)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require_write()?;
+    let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Developer).await?;
+    if ctx.access().registry == RegistryAccess::Disabled {
+        return Err(ApiError::NotFound("Project"));
+    }
+    let r = project_repository(&state, &ctx.project, &repository_id).await?;
+    let now = chrono::Utc::now();
+    let txn = state.db.begin_write().await?;
+    berth_db::tags::delete_and_queue(&txn, r.id, &tag_name, state.review_after(now), now)
+        .await?
+        .ok_or(ApiError::NotFound("Tag"))?;
+    // The rules are read in the transaction that deleted the row; refusing returns before
+    // the commit, which rolls the delete and its queue row back.
+    let patterns = berth_db::tag_rules::patterns(&txn, ctx.project.id).await?;
+    let (rules, invalid) = TagPatterns::compile(&patterns);
+    if !invalid.is_empty() {
+        tracing::warn!(project.id = ctx.project.id, patterns = ?invalid, "invalid immutable tag patterns ignored");
+    }
+    if let Some(pattern) = rules.matching(&tag_name) {
+        return Err(ApiError::ForbiddenMessage(format!(
+            "tag is immutable (pattern {pattern})"
+        )));
+    }
+    txn.commit().await?;
+    tracing::info!(
+        project.id = ctx.project.id,
+        repository.id = r.id,
+        tag = %tag_name,
+        "deleted tag"
+    );
+    Ok(StatusCode::OK)
 }

@@ -1,7 +1,8 @@
 //! Berth's pure domain: digests, repository names, references, media types, manifests,
-//! scopes, immutable tag patterns and the OCI error codes. No I/O lives here.
+//! scopes, immutable tag patterns, cleanup-policy settings and the OCI error codes. No I/O lives here.
 
 pub mod access;
+pub mod cleanup_policy;
 pub mod digest;
 pub mod error;
 pub mod immutability;

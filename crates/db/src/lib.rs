@@ -5,6 +5,7 @@
 pub mod access;
 pub mod blobs;
 pub mod entity;
+pub mod expiration_policies;
 pub mod gc;
 pub mod jobs;
 pub mod manifests;

@@ -98,3 +98,31 @@ pub async fn delete(
     Entity::delete_by_id(t.id).exec(c).await?;
     Ok(Some(t))
 }
+
+/// Delete tag `name` and queue the manifest it pointed at for GC review at `review_after`
+/// (`TagDelete`): a manifest left untagged is reviewed later, never dropped here. Run it on
+/// a write transaction the caller commits, so the delete and its queue row land together;
+/// the caller may still refuse (an immutable tag) by not committing. Returns the row
+/// deleted, `None` when there was no such tag (nothing written). The one place a tag
+/// deletion is written, shared by the registry and the management API.
+pub async fn delete_and_queue(
+    c: &impl ConnectionTrait,
+    repository_id: i64,
+    name: &str,
+    review_after: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<tags::Model>, DbErr> {
+    let Some(deleted) = delete(c, repository_id, name).await? else {
+        return Ok(None);
+    };
+    crate::gc::enqueue_manifest(
+        c,
+        repository_id,
+        deleted.manifest_id,
+        crate::gc::Event::TagDelete,
+        review_after,
+        now,
+    )
+    .await?;
+    Ok(Some(deleted))
+}

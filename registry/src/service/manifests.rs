@@ -190,24 +190,16 @@ async fn delete_tag_once(
 ) -> Result<()> {
     let now = chrono::Utc::now();
     let txn = state.db.begin_write().await?;
-    let deleted = tags::delete(&txn, repository_id, tag)
+    tags::delete_and_queue(&txn, repository_id, tag, state.review_after(now), now)
         .await?
         .ok_or_else(|| {
             RegistryError::new(ErrorCode::ManifestUnknown).message(format!("tag {tag} not found"))
         })?;
-    // Checked on the row the delete removed; returning rolls the delete back.
+    // Checked on the row the delete removed; returning rolls the delete (and its queue row)
+    // back.
     if let Some(pattern) = immutable.matching(tag) {
         return Err(immutable_error(tag, pattern, "deleted"));
     }
-    gc::enqueue_manifest(
-        &txn,
-        repository_id,
-        deleted.manifest_id,
-        gc::Event::TagDelete,
-        state.review_after(now),
-        now,
-    )
-    .await?;
     txn.commit().await?;
     Ok(())
 }
