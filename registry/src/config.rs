@@ -30,6 +30,9 @@ pub struct Config {
     /// How long a replica may serve a cached manifest after another replica changed it
     /// (humantime; `0s` disables the cache).
     pub manifest_cache_ttl: String,
+    /// How often pull counts collected in memory are written to the database (humantime);
+    /// a crash loses at most this much of them.
+    pub usage_flush_interval: String,
     /// Comma-separated project paths that exist, until berth-auth provides projects.
     pub registry_projects: String,
     /// `text` or `json` logs.
@@ -50,6 +53,7 @@ impl Default for Config {
             token_realm: None,
             gc_review_delay: "24h".into(),
             manifest_cache_ttl: "3s".into(),
+            usage_flush_interval: "5s".into(),
             registry_projects: String::new(),
             log_format: "text".into(),
         }

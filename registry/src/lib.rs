@@ -23,6 +23,7 @@ pub use state::AppState;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
+    usage_flush_interval: std::time::Duration,
 }
 
 impl Application {
@@ -71,6 +72,12 @@ impl Application {
         };
         let verifier = Verifier::new(source, cfg.token_issuer.clone(), cfg.token_service.clone());
         let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
+        let usage_flush_interval = berth_server::parse_duration(&cfg.usage_flush_interval)
+            .context("BERTH_USAGE_FLUSH_INTERVAL")?;
+        anyhow::ensure!(
+            !usage_flush_interval.is_zero(),
+            "BERTH_USAGE_FLUSH_INTERVAL must be greater than zero"
+        );
         let state = AppState::new(state::Inner {
             db,
             store,
@@ -83,11 +90,16 @@ impl Application {
             manifests: service::cache::ManifestCache::new(berth_server::parse_duration(
                 &cfg.manifest_cache_ttl,
             )?),
+            pulls: Default::default(),
         });
         let listener = TcpListener::bind(&cfg.registry_addr)
             .await
             .with_context(|| format!("binding {}", cfg.registry_addr))?;
-        Ok(Application { listener, state })
+        Ok(Application {
+            listener,
+            state,
+            usage_flush_interval,
+        })
     }
 
     /// The bound port.
@@ -106,14 +118,25 @@ impl Application {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+        // Pull counts are flushed in the background and once more after the last request
+        // (graceful shutdown); a crash loses at most one interval of them (service::usage).
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let flusher = tokio::spawn(self.state.pulls.clone().run(
+            self.state.db.clone(),
+            self.usage_flush_interval,
+            stop_rx,
+        ));
         // Every request gets an `x-request-id` (a client's own is kept), logged in the
         // request's span and echoed in the response, so a client report finds its log lines.
         let app = routes::router(self.state)
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-        axum::serve(self.listener, app)
+        let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        let _ = stop_tx.send(true);
+        let _ = flusher.await;
+        served
     }
 
     /// Serve until SIGINT/SIGTERM.

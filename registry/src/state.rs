@@ -36,6 +36,8 @@ pub struct Inner {
     pub hashers: Hashers,
     /// Recently served manifests.
     pub manifests: ManifestCache,
+    /// Pull counts not yet written (flushed by a background task).
+    pub pulls: Arc<crate::service::usage::PullCounter>,
 }
 
 impl AppState {

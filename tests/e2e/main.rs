@@ -19,3 +19,4 @@ mod registry_api;
 mod resume;
 mod tag_delete_api;
 mod tokens;
+mod usage_facts;

@@ -23,6 +23,14 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// SIGTERM it (graceful shutdown) and wait for it to exit.
+    pub fn terminate(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+
     /// SIGKILL it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

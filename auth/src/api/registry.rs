@@ -18,7 +18,7 @@ use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
 use super::groups::require_read;
 use super::lookup;
-use super::params::{Params, paged, time};
+use super::params::{Params, opt_time, paged, time};
 use super::registry_tags;
 use crate::authz::{self, ProjectCtx};
 use crate::identity::Credential;
@@ -135,6 +135,11 @@ async fn repositories_json(
             "project_id": project.id,
             "location": format!("{host}/{}", r.name),
             "created_at": time(r.created_at),
+            // Usage facts: pull counts are written by the registries in batches, so they
+            // lag pulls by up to BERTH_USAGE_FLUSH_INTERVAL.
+            "pull_count": r.pull_count,
+            "last_pulled_at": opt_time(r.last_pulled_at),
+            "last_pushed_at": opt_time(r.last_pushed_at),
             "cleanup_policy_started_at": null,
             "status": null,
         });

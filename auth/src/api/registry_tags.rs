@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
 use super::lookup;
-use super::params::{Params, paged, time};
+use super::params::{Params, opt_time, paged, time};
 use super::registry::{project_repository, registry_project, tag_json};
 use crate::state::AppState;
 
@@ -136,6 +136,9 @@ async fn get_tag(
             ("digest".to_owned(), json!(manifest.digest)),
             ("created_at".to_owned(), json!(time(tag.updated_at))),
             ("total_size".to_owned(), json!(total_size)),
+            // Written by the registries in batches (up to BERTH_USAGE_FLUSH_INTERVAL late).
+            ("pull_count".to_owned(), json!(tag.pull_count)),
+            ("last_pulled_at".to_owned(), opt_time(tag.last_pulled_at)),
         ]);
     }
     Ok(Json(v))

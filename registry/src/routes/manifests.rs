@@ -48,6 +48,12 @@ pub async fn get_manifest(
     if req.method == axum::http::Method::HEAD {
         return Ok((headers, axum::body::Body::empty()).into_response());
     }
+    // Counted in memory only; written in batches (service::usage).
+    let tag = match reference {
+        Reference::Tag(t) => Some(t.as_str()),
+        Reference::Digest(_) => None,
+    };
+    state.pulls.record(m.repository_id, tag, chrono::Utc::now());
     Ok((headers, m.payload.clone()).into_response())
 }
 
@@ -68,6 +74,7 @@ async fn load_manifest(
             .message(format!("manifest {reference} not found in {name}"))
     })?;
     Ok(CachedManifest {
+        repository_id: repo.id,
         digest: m.digest,
         media_type: m.media_type,
         payload: m.payload.into(),

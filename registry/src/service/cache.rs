@@ -17,6 +17,8 @@ use bytes::Bytes;
 /// What a manifest response needs.
 #[derive(Debug)]
 pub struct CachedManifest {
+    /// The repository's id (for usage counts).
+    pub repository_id: i64,
     /// Canonical digest string.
     pub digest: String,
     /// Media type.
@@ -118,6 +120,7 @@ mod tests {
 
     fn m(d: &str) -> Arc<CachedManifest> {
         Arc::new(CachedManifest {
+            repository_id: 1,
             digest: d.into(),
             media_type: "x".into(),
             payload: Bytes::new(),

@@ -6,3 +6,4 @@ pub mod cache;
 pub mod manifests;
 pub mod retry;
 pub mod uploads;
+pub mod usage;
