@@ -25,7 +25,7 @@ pub struct ProjectCtx {
 impl ProjectCtx {
     /// Load the chain of `project`.
     pub async fn load(c: &impl ConnectionTrait, project: projects::Model) -> Result<Self, DbErr> {
-        let chain = q::namespace_chain(c, project.namespace_id).await?;
+        let chain = q::namespace_chain(c, q::project_namespace_path(&project)).await?;
         Ok(ProjectCtx { project, chain })
     }
 
@@ -141,7 +141,7 @@ pub async fn registry_abilities(
                 let admitted = user_may && {
                     let source = q::project_by_id(c, job.project_id).await?;
                     let source_chain = match source {
-                        Some(p) => q::namespace_chain(c, p.namespace_id)
+                        Some(p) => q::namespace_chain(c, q::project_namespace_path(&p))
                             .await?
                             .iter()
                             .map(|n| n.id)

@@ -177,7 +177,7 @@ pub async fn job(
     else {
         return Ok(None);
     };
-    Ok(q::user(c, job.user_id)
+    Ok(berth_db::users::by_id(c, job.user_id)
         .await?
         .filter(active)
         .map(|user| Credential::Job { job, user }))
@@ -214,7 +214,7 @@ pub async fn access_token(
     } else {
         return Ok(None);
     };
-    Ok(q::user(c, user_id)
+    Ok(berth_db::users::by_id(c, user_id)
         .await?
         .filter(active)
         .map(|user| UserCredential {

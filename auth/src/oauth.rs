@@ -119,7 +119,7 @@ async fn handle(state: &AppState, req: Request) -> Result<Response, TokenError> 
                 .await?
                 .filter(|r| secrets::same(&r.refresh_digest, &digest) && !r.revoked)
                 .ok_or(TokenError::Unauthorized)?;
-            let user = berth_db::access::user(&state.db.read, row.user_id)
+            let user = berth_db::users::by_id(&state.db.read, row.user_id)
                 .await?
                 .filter(|u| u.state == "active")
                 .ok_or(TokenError::Unauthorized)?;

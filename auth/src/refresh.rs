@@ -5,9 +5,9 @@
 //! meant for machines that can simply send them again.
 
 use berth_db::access as q;
-use berth_db::entity::{personal_access_tokens, refresh_tokens};
+use berth_db::entity::refresh_tokens;
 use chrono::Utc;
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, Set};
 
 use crate::identity::{Credential, UserCredential, split_scopes};
 use crate::jwt::TokenError;
@@ -62,17 +62,14 @@ pub async fn redeem(
     {
         return Ok(None);
     }
-    let Some(user) = q::user(&state.db.read, row.user_id)
+    let Some(user) = berth_db::users::by_id(&state.db.read, row.user_id)
         .await?
         .filter(|u| u.state == "active")
     else {
         return Ok(None);
     };
     let scopes = match row.personal_access_token_id {
-        Some(pat_id) => match personal_access_tokens::Entity::find_by_id(pat_id)
-            .one(&state.db.read)
-            .await?
-        {
+        Some(pat_id) => match berth_db::tokens::pat(&state.db.read, pat_id).await? {
             Some(p) if !p.revoked && p.expires_at.is_none_or(|at| at > now) => {
                 Some(split_scopes(&p.scopes))
             }

@@ -68,7 +68,7 @@ pub async fn group_role(
     if caller.is_admin() {
         return Ok(Some(Role::Owner));
     }
-    let chain: Vec<i64> = berth_db::access::namespace_chain(c, group.id)
+    let chain: Vec<i64> = berth_db::access::namespace_chain(c, &group.full_path)
         .await?
         .iter()
         .map(|n| n.id)

@@ -57,7 +57,7 @@ impl Scope {
         if !lookup::can_view(&g.visibility, Some(caller), role) {
             return Err(ApiError::NotFound("Group"));
         }
-        let chain = berth_db::access::namespace_chain(c, g.id)
+        let chain = berth_db::access::namespace_chain(c, &g.full_path)
             .await?
             .iter()
             .map(|n| n.id)

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QuerySelect,
 };
 
 use crate::entity::{
@@ -67,11 +67,6 @@ pub async fn refresh_token(
         .await
 }
 
-/// A user by id.
-pub async fn user(c: &impl ConnectionTrait, id: i64) -> Result<Option<users::Model>, DbErr> {
-    users::Entity::find_by_id(id).one(c).await
-}
-
 /// A user by username, or by email when `login` contains `@` (GitLab accepts both).
 pub async fn user_by_login(
     c: &impl ConnectionTrait,
@@ -107,17 +102,15 @@ pub async fn project_for_repository(
     Ok(found.into_iter().next())
 }
 
-/// The namespace chain of a namespace, root first (`acme`, `acme/platform`).
+/// The namespace chain of the namespace at `full_path`, root first (`acme`,
+/// `acme/platform`).
 pub async fn namespace_chain(
     c: &impl ConnectionTrait,
-    namespace_id: i64,
+    full_path: &str,
 ) -> Result<Vec<namespaces::Model>, DbErr> {
-    let Some(ns) = namespaces::Entity::find_by_id(namespace_id).one(c).await? else {
-        return Ok(Vec::new());
-    };
     // Full paths are unique and nest by prefix, so the ancestors are the prefixes of this
     // one: one query, no recursion.
-    let segments: Vec<&str> = ns.full_path.split('/').collect();
+    let segments: Vec<&str> = full_path.split('/').collect();
     let prefixes: Vec<String> = (1..=segments.len())
         .map(|n| segments[..n].join("/"))
         .collect();
@@ -210,13 +203,12 @@ pub async fn allowlist_admits(
     Ok(n > 0)
 }
 
-/// The oldest admin (the bootstrap `root`), if any user is an admin.
-pub async fn first_admin(c: &impl ConnectionTrait) -> Result<Option<users::Model>, DbErr> {
-    users::Entity::find()
-        .filter(users::Column::Admin.eq(true))
-        .order_by_asc(users::Column::Id)
-        .one(c)
-        .await
+/// The full path of the namespace a project lives in (its path without the last segment).
+pub fn project_namespace_path(project: &projects::Model) -> &str {
+    project
+        .full_path
+        .rsplit_once('/')
+        .map_or(project.full_path.as_str(), |(ns, _)| ns)
 }
 
 /// A project by id.

@@ -4,6 +4,8 @@
 
 use berth_db::access as q;
 use berth_db::entity::{job_token_allowlist, members, namespaces, projects};
+use berth_db::namespaces::{NewGroup, create_group};
+use berth_db::project_admin::NewProject;
 use berth_db::users::{NewUser, create};
 use berth_test_support::{TestDb, db_test};
 use chrono::{Duration, Utc};
@@ -14,41 +16,26 @@ async fn group(
     parent: Option<&namespaces::Model>,
     path: &str,
 ) -> namespaces::Model {
-    let full_path = match parent {
-        Some(p) => format!("{}/{path}", p.full_path),
-        None => path.to_owned(),
+    let new = NewGroup {
+        parent,
+        path,
+        name: path,
+        visibility: "private",
     };
-    namespaces::ActiveModel {
-        parent_id: Set(parent.map(|p| p.id)),
-        path: Set(path.into()),
-        full_path: Set(full_path),
-        name: Set(path.into()),
-        kind: Set("group".into()),
-        owner_user_id: Set(None),
-        visibility: Set("private".into()),
-        created_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(c)
-    .await
-    .expect("group")
+    create_group(c, new).await.expect("group")
 }
 
 async fn project(c: &impl ConnectionTrait, ns: &namespaces::Model, path: &str) -> projects::Model {
-    projects::ActiveModel {
-        namespace_id: Set(ns.id),
-        path: Set(path.into()),
-        full_path: Set(format!("{}/{path}", ns.full_path)),
-        name: Set(path.into()),
-        visibility: Set("private".into()),
-        container_registry_access_level: Set("enabled".into()),
-        created_at: Set(Utc::now()),
-        updated_at: Set(Utc::now()),
-        ..Default::default()
-    }
-    .insert(c)
-    .await
-    .expect("project")
+    let new = NewProject {
+        namespace: ns,
+        path,
+        name: path,
+        visibility: "private",
+        registry_access: "enabled",
+    };
+    berth_db::project_admin::create(c, new)
+        .await
+        .expect("project")
 }
 
 async fn member(
@@ -119,7 +106,7 @@ async fn access_lookups(db: TestDb) {
         assert_eq!(got, want, "{path}");
     }
 
-    let chain = q::namespace_chain(c, platform.id).await.unwrap();
+    let chain = q::namespace_chain(c, &platform.full_path).await.unwrap();
     let chain: Vec<i64> = chain.iter().map(|n| n.id).collect();
     assert_eq!(chain, vec![acme.id, platform.id], "root first");
 

@@ -3,11 +3,13 @@
 //! project.
 
 use berth_core::cleanup_policy::Policy;
-use berth_db::entity::{namespaces, projects};
+use berth_db::entity::projects;
 use berth_db::expiration_policies as q;
+use berth_db::namespaces::{NewGroup, create_group};
+use berth_db::project_admin::{self, NewProject};
 use berth_test_support::{TestDb, db_test};
 use chrono::{Duration, Utc};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+use sea_orm::EntityTrait;
 
 db_test!(expiration_policies_lifecycle);
 async fn expiration_policies_lifecycle(db: TestDb) {
@@ -15,33 +17,31 @@ async fn expiration_policies_lifecycle(db: TestDb) {
     berth_db::migrate(&conn).await.expect("migrate");
     let c = &conn.write;
     let now = Utc::now();
-    let group = namespaces::ActiveModel {
-        parent_id: Set(None),
-        path: Set("acme".into()),
-        full_path: Set("acme".into()),
-        name: Set("Acme".into()),
-        kind: Set("group".into()),
-        owner_user_id: Set(None),
-        visibility: Set("private".into()),
-        created_at: Set(now),
-        ..Default::default()
-    }
-    .insert(c)
+    let group = create_group(
+        c,
+        NewGroup {
+            parent: None,
+            path: "acme",
+            name: "Acme",
+            visibility: "private",
+        },
+    )
     .await
     .expect("group");
-    let project = |path: &str| projects::ActiveModel {
-        namespace_id: Set(group.id),
-        path: Set(path.into()),
-        full_path: Set(format!("acme/{path}")),
-        name: Set(path.into()),
-        visibility: Set("private".into()),
-        container_registry_access_level: Set("enabled".into()),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
+    let project = |path: &'static str| {
+        project_admin::create(
+            c,
+            NewProject {
+                namespace: &group,
+                path,
+                name: path,
+                visibility: "private",
+                registry_access: "enabled",
+            },
+        )
     };
-    let app = project("app").insert(c).await.expect("project");
-    let other = project("other").insert(c).await.expect("project");
+    let app = project("app").await.expect("project");
+    let other = project("other").await.expect("project");
 
     assert!(q::get(c, app.id).await.unwrap().is_none());
     assert!(
