@@ -8,6 +8,9 @@ mod m0002_identity;
 mod m0003_api_tokens;
 mod m0004_tag_immutability;
 mod m0005_expiration_policies;
+mod m0006_registry_deletions;
+mod m0007_storage_limits;
+mod m0008_tag_time_index;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -21,6 +24,9 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_api_tokens::Migration),
             Box::new(m0004_tag_immutability::Migration),
             Box::new(m0005_expiration_policies::Migration),
+            Box::new(m0006_registry_deletions::Migration),
+            Box::new(m0007_storage_limits::Migration),
+            Box::new(m0008_tag_time_index::Migration),
         ]
     }
 }

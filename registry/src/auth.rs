@@ -78,7 +78,10 @@ pub async fn authorize_with(
     }
 }
 
-/// Authenticate and require `actions` on repository `name`.
+/// Authenticate and require `actions` on repository `name`, then refuse it if its
+/// project's registry is disabled (`REGISTRY_DISABLED`, SPEC 3): a token issued before the
+/// switch stops working within [`crate::projects::DIRECTORY_TTL`]. Checked after the token
+/// so an anonymous caller still gets the challenge and learns nothing about the project.
 pub async fn authorize(
     state: &AppState,
     headers: &HeaderMap,
@@ -86,7 +89,9 @@ pub async fn authorize(
     actions: &[Action],
 ) -> Result<Arc<Claims>> {
     let scope = [Scope::repository(name, actions)];
-    authorize_with(state, headers, &scope, &scope).await
+    let claims = authorize_with(state, headers, &scope, &scope).await?;
+    crate::projects::require_enabled(state.projects.as_ref(), name).await?;
+    Ok(claims)
 }
 
 /// The immutable tag patterns the token carries for repository `name`, compiled once for

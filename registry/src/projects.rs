@@ -1,60 +1,138 @@
-//! Berth's repository-name rule: a repository is an existing project's full path plus at
-//! most two more segments. Which projects exist is behind [`ProjectDirectory`], so the auth
-//! service's project table can answer once it exists.
+//! Berth's repository-name rule and the registry's off switch: a repository is an existing
+//! project's full path plus at most two more segments, and a project whose registry is
+//! `disabled` answers every request for its repositories with `REGISTRY_DISABLED` (SPEC 3),
+//! even to a token issued before the switch. Which projects exist, and their access level,
+//! is behind [`ProjectDirectory`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use berth_core::RepoName;
+use berth_core::access::RegistryAccess;
+use berth_core::{ErrorCode, RepoName};
+
+use crate::error::{RegistryError, Result};
 
 /// Most segments a repository name may add below its project's path.
 pub const MAX_EXTRA_SEGMENTS: usize = 2;
 
-/// Knows which projects exist.
+/// How long [`DbProjects`] trusts what it read: a project created, deleted, or whose
+/// registry is switched off or on is seen by every registry at most this late.
+pub const DIRECTORY_TTL: Duration = Duration::from_secs(2);
+
+/// Most project paths (present or absent) [`DbProjects`] remembers.
+const DIRECTORY_CAPACITY: usize = 10_000;
+
+/// Knows which projects exist and their registry access level.
 #[async_trait]
 pub trait ProjectDirectory: Send + Sync + 'static {
-    /// Does a project with exactly this full path exist?
-    async fn exists(&self, project_path: &str) -> anyhow::Result<bool>;
+    /// The registry access level of the project with exactly this full path; `None` when
+    /// there is no such project.
+    async fn registry_access(&self, project_path: &str) -> anyhow::Result<Option<RegistryAccess>>;
 }
 
-/// The project owning `name`: the longest existing prefix path that leaves at most
-/// [`MAX_EXTRA_SEGMENTS`] segments. `None` when the name fits no project.
+/// The project owning `name` and its registry access level: the longest existing prefix
+/// path that leaves at most [`MAX_EXTRA_SEGMENTS`] segments. `None` when the name fits no
+/// project.
 pub async fn project_of(
     dir: &dyn ProjectDirectory,
-    name: &RepoName,
-) -> anyhow::Result<Option<String>> {
-    let segments: Vec<&str> = name.segments().collect();
+    name: &str,
+) -> anyhow::Result<Option<(String, RegistryAccess)>> {
+    let segments: Vec<&str> = name.split('/').collect();
     // A project path has at least two segments (namespace/project).
     let shortest = segments.len().saturating_sub(MAX_EXTRA_SEGMENTS).max(2);
     for len in (shortest..=segments.len()).rev() {
         let candidate = segments[..len].join("/");
-        if dir.exists(&candidate).await? {
-            return Ok(Some(candidate));
+        if let Some(access) = dir.registry_access(&candidate).await? {
+            return Ok(Some((candidate, access)));
         }
     }
     Ok(None)
 }
 
-/// The projects berth-auth keeps in the shared database.
-#[derive(Clone)]
+/// `REGISTRY_DISABLED` for repository `name` of project `project`.
+fn disabled(name: &str, project: &str) -> RegistryError {
+    RegistryError::new(ErrorCode::RegistryDisabled)
+        .message(format!(
+            "the container registry of project {project} is disabled, so {name} cannot be read or written; a maintainer can enable it in the project's settings"
+        ))
+        .detail(serde_json::json!({ "project": project }))
+}
+
+/// Refuse any request for a repository of a project whose registry is disabled. Names
+/// that fit no project pass (reads then find nothing; writes call [`require_project`]).
+pub async fn require_enabled(dir: &dyn ProjectDirectory, name: &str) -> Result<()> {
+    match project_of(dir, name).await? {
+        Some((project, RegistryAccess::Disabled)) => Err(disabled(name, &project)),
+        _ => Ok(()),
+    }
+}
+
+/// Writes need an existing project whose registry is not disabled (Berth's naming rule).
+pub async fn require_project(dir: &dyn ProjectDirectory, name: &RepoName) -> Result<()> {
+    match project_of(dir, name.as_str()).await? {
+        Some((project, RegistryAccess::Disabled)) => Err(disabled(name.as_str(), &project)),
+        Some(_) => Ok(()),
+        None => Err(RegistryError::new(ErrorCode::NameInvalid).message(format!(
+            "repository {name} must be an existing project's path plus at most {MAX_EXTRA_SEGMENTS} more segments"
+        ))),
+    }
+}
+
+/// The projects berth-auth keeps in the shared database, each answer (absence included)
+/// kept for [`DIRECTORY_TTL`], so a steady stream of requests costs no query each.
 pub struct DbProjects {
     db: berth_db::Db,
+    cache: Mutex<HashMap<String, (Instant, Option<RegistryAccess>)>>,
 }
 
 impl DbProjects {
     /// Ask `db`.
     pub fn new(db: berth_db::Db) -> Self {
-        DbProjects { db }
+        DbProjects {
+            db,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cached(&self, path: &str) -> Option<Option<RegistryAccess>> {
+        let cache = self.cache.lock().ok()?;
+        let (at, access) = cache.get(path)?;
+        (at.elapsed() < DIRECTORY_TTL).then_some(*access)
+    }
+
+    fn remember(&self, path: &str, access: Option<RegistryAccess>) {
+        let Ok(mut cache) = self.cache.lock() else {
+            return;
+        };
+        if cache.len() >= DIRECTORY_CAPACITY {
+            cache.retain(|_, (at, _)| at.elapsed() < DIRECTORY_TTL);
+            if cache.len() >= DIRECTORY_CAPACITY {
+                cache.clear();
+            }
+        }
+        cache.insert(path.to_owned(), (Instant::now(), access));
     }
 }
 
 #[async_trait]
 impl ProjectDirectory for DbProjects {
-    async fn exists(&self, project_path: &str) -> anyhow::Result<bool> {
-        Ok(berth_db::projects::exists(&self.db.read, project_path).await?)
+    async fn registry_access(&self, project_path: &str) -> anyhow::Result<Option<RegistryAccess>> {
+        if let Some(hit) = self.cached(project_path) {
+            return Ok(hit);
+        }
+        let level = berth_db::projects::registry_access_level(&self.db.read, project_path).await?;
+        // An unknown stored value reads as the most restrictive, as berth-auth reads it.
+        let access = level.map(|l| l.parse().unwrap_or(RegistryAccess::Disabled));
+        self.remember(project_path, access);
+        Ok(access)
     }
 }
 
 /// Projects named in configuration (`BERTH_REGISTRY_PROJECTS`): for running the registry
-/// without berth-auth (development, tests). When set, it replaces the database's projects.
+/// without berth-auth (development, tests). When set, it replaces the database's projects;
+/// their registries are all enabled.
 #[derive(Debug, Clone, Default)]
 pub struct ConfiguredProjects {
     paths: std::collections::HashSet<String>,
@@ -75,8 +153,11 @@ impl ConfiguredProjects {
 
 #[async_trait]
 impl ProjectDirectory for ConfiguredProjects {
-    async fn exists(&self, project_path: &str) -> anyhow::Result<bool> {
-        Ok(self.paths.contains(project_path))
+    async fn registry_access(&self, project_path: &str) -> anyhow::Result<Option<RegistryAccess>> {
+        Ok(self
+            .paths
+            .contains(project_path)
+            .then_some(RegistryAccess::Enabled))
     }
 }
 
@@ -86,9 +167,7 @@ mod tests {
 
     async fn owner(list: &str, name: &str) -> Option<String> {
         let dir = ConfiguredProjects::from_list(list);
-        project_of(&dir, &RepoName::parse(name).unwrap())
-            .await
-            .unwrap()
+        project_of(&dir, name).await.unwrap().map(|(p, _)| p)
     }
 
     #[tokio::test]

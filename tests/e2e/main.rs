@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `berth-registry` binary, a real database (SQLite and
 //! PostgreSQL), real clients. One module per scenario.
 
+mod images;
 mod stack;
 mod support;
 
@@ -13,10 +14,17 @@ mod credentials;
 mod expiration_policy;
 mod immutable_tags;
 mod log_secrets;
+mod manifest_delete_api;
 mod matrix;
+mod openapi;
 mod podman;
+mod python_gitlab;
+mod quota;
 mod registry_api;
+mod registry_deletions;
+mod registry_disabled;
 mod resume;
 mod tag_delete_api;
+mod tag_listing;
 mod tokens;
 mod usage_facts;

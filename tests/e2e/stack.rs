@@ -31,6 +31,13 @@ impl Proc {
         let _ = self.child.wait();
     }
 
+    /// SIGSTOP it: frozen at once wherever it is (a transaction may stay open).
+    pub fn pause(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status();
+    }
+
     /// SIGKILL it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -71,6 +78,39 @@ pub struct Stack {
     pub http: reqwest::Client,
     /// A root PAT with `api,read_registry,write_registry`.
     pub root_token: String,
+    /// How berth-auth was started (for [`Stack::start_auth_again`]).
+    auth_spawn: AuthSpawn,
+}
+
+/// What starting berth-auth takes.
+#[derive(Clone)]
+struct AuthSpawn {
+    log: String,
+    db_url: String,
+    port: u16,
+    registry_url: String,
+    env: Vec<(String, String)>,
+}
+
+impl AuthSpawn {
+    /// Spawn berth-auth; its output goes to `auth.log`/`auth.err` (appended when `append`).
+    fn spawn(&self, logs: &tempfile::TempDir, append: bool) -> Proc {
+        let auth_url = format!("http://127.0.0.1:{}", self.port);
+        let mut cmd = base_command("berth-auth", &self.log, &self.db_url);
+        cmd.env("BERTH_AUTH_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("BERTH_AUTH_URL", &auth_url)
+            .env("BERTH_REGISTRY_URL", &self.registry_url)
+            .env("BERTH_ROOT_PASSWORD", ROOT_PASSWORD)
+            .stdout(log_file_mode(logs, "auth.log", append))
+            .stderr(log_file_mode(logs, "auth.err", append));
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        Proc {
+            url: auth_url,
+            child: cmd.spawn().expect("spawn berth-auth"),
+        }
+    }
 }
 
 async fn wait_healthy(url: &str, what: &str) {
@@ -117,20 +157,14 @@ impl Stack {
         let auth_url = format!("http://127.0.0.1:{auth_port}");
         let registry_url = format!("http://127.0.0.1:{registry_port}");
 
-        let mut cmd = base_command("berth-auth", &log, &db.url);
-        cmd.env("BERTH_AUTH_ADDR", format!("127.0.0.1:{auth_port}"))
-            .env("BERTH_AUTH_URL", &auth_url)
-            .env("BERTH_REGISTRY_URL", &registry_url)
-            .env("BERTH_ROOT_PASSWORD", ROOT_PASSWORD)
-            .stdout(log_file(&logs, "auth.log"))
-            .stderr(log_file(&logs, "auth.err"));
-        for (k, v) in &opts.auth_env {
-            cmd.env(k, v);
-        }
-        let auth = Proc {
-            url: auth_url.clone(),
-            child: cmd.spawn().expect("spawn berth-auth"),
+        let auth_spawn = AuthSpawn {
+            log: log.clone(),
+            db_url: db.url.clone(),
+            port: auth_port,
+            registry_url: registry_url.clone(),
+            env: opts.auth_env.clone(),
         };
+        let auth = auth_spawn.spawn(&logs, false);
         wait_healthy(&auth.url, "berth-auth").await;
 
         let mut cmd = base_command("berth-registry", &log, &db.url);
@@ -164,7 +198,16 @@ impl Stack {
             registry,
             http,
             root_token,
+            auth_spawn,
         })
+    }
+
+    /// Start berth-auth again on the same port, database and settings (after
+    /// `stack.auth.kill()` or `terminate()`), and wait until it is healthy.
+    pub async fn start_auth_again(&mut self) {
+        self.auth.kill();
+        self.auth = self.auth_spawn.spawn(&self.logs, true);
+        wait_healthy(&self.auth.url, "berth-auth").await;
     }
 
     /// `host:port` of the registry, as clients name it.
@@ -326,8 +369,19 @@ impl Stack {
 }
 
 fn log_file(dir: &tempfile::TempDir, name: &str) -> Stdio {
+    log_file_mode(dir, name, false)
+}
+
+fn log_file_mode(dir: &tempfile::TempDir, name: &str, append: bool) -> Stdio {
     let path: PathBuf = dir.path().join(name);
-    Stdio::from(std::fs::File::create(path).expect("log file"))
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .expect("log file");
+    Stdio::from(file)
 }
 
 /// `berth-auth token create` against the database; the printed secret.

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::stack::{Options, Stack, urlencode};
 
 /// The sum of the registry's Prometheus samples whose line starts with `name`.
-async fn metric(stack: &Stack, name: &str) -> f64 {
+pub(crate) async fn metric(stack: &Stack, name: &str) -> f64 {
     let text = stack
         .http
         .get(format!("{}/metrics", stack.registry.url))

@@ -19,6 +19,7 @@ use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
 use super::lookup;
 use super::params::{Params, paged, time, valid_path};
+use super::storage;
 use crate::state::AppState;
 
 /// Who is looking, for listings.
@@ -117,6 +118,7 @@ pub fn group_json(state: &AppState, g: &namespaces::Model, full_name: &str) -> V
         "avatar_url": null,
         "web_url": format!("{}/groups/{}", state.cfg.auth_url.trim_end_matches('/'), g.full_path),
         "created_at": time(g.created_at),
+        "registry_storage_limit": g.registry_storage_limit,
     })
 }
 
@@ -241,8 +243,10 @@ async fn get_group(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     require_read(caller.as_ref())?;
-    let (g, _) = visible_group(&state, caller.as_ref(), &id).await?;
-    Ok(Json(one_json(&state, &g).await?))
+    let (g, role) = visible_group(&state, caller.as_ref(), &id).await?;
+    let mut v = one_json(&state, &g).await?;
+    storage::add_root_statistics(&state, caller.as_ref(), role, &g, &mut v).await?;
+    Ok(Json(v))
 }
 
 /// `POST /groups`: `name`, `path`, `parent_id`, `visibility` (default private).
@@ -317,8 +321,9 @@ async fn create_group(
     Ok((StatusCode::CREATED, Json(one_json(&state, &g).await?)).into_response())
 }
 
-/// `PUT /groups/:id` (Owner): `name`, `visibility`. The path cannot change (repository
-/// names hang off it).
+/// `PUT /groups/:id` (Owner): `name`, `visibility`; `registry_storage_limit` (bytes, null
+/// to clear; admins only, root groups only: limits of subgroups would not be enforced). The
+/// path cannot change (repository names hang off it).
 async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
@@ -336,6 +341,12 @@ async fn update_group(
         None => None,
         Some(_) => Some(visibility(&p, Visibility::Private)?),
     };
+    let limit = storage::limit_change(&caller, &p)?;
+    if limit.is_some() && g.parent_id.is_some() {
+        return Err(ApiError::BadRequest(
+            "registry_storage_limit can only be set on a top-level group".into(),
+        ));
+    }
     let txn = state.db.begin_write().await?;
     if let Some(v) = vis {
         if let Some(parent) = g.parent_id {
@@ -354,15 +365,22 @@ async fn update_group(
             ));
         }
     }
-    let g = berth_db::namespaces::update_group(
+    let mut g = berth_db::namespaces::update_group(
         &txn,
         g,
         p.str("name"),
         vis.map(|v| v.as_str().to_owned()),
     )
     .await?;
+    if let Some(bytes) = limit {
+        berth_db::usage::set_namespace_limit(&txn, g.id, bytes).await?;
+        g.registry_storage_limit = bytes;
+        tracing::info!(group.id = g.id, limit_bytes = ?bytes, "set registry storage limit");
+    }
     txn.commit().await?;
-    Ok(Json(one_json(&state, &g).await?))
+    let mut v = one_json(&state, &g).await?;
+    storage::add_root_statistics(&state, Some(&caller), Some(Role::Owner), &g, &mut v).await?;
+    Ok(Json(v))
 }
 
 /// `DELETE /groups/:id` (Owner): only an empty group; 202.

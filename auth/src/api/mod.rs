@@ -14,7 +14,10 @@ pub mod params;
 pub mod personal_access_tokens;
 pub mod projects;
 pub mod registry;
+pub mod registry_deletions;
+pub mod registry_manifests;
 pub mod registry_tags;
+pub mod storage;
 pub mod tag_rules;
 pub mod users;
 
@@ -36,7 +39,19 @@ pub fn router() -> Router<AppState> {
         .merge(deploy_tokens::routes())
         .merge(jobs::routes())
         .merge(registry::routes())
+        .merge(registry_deletions::routes())
+        .merge(registry_manifests::routes())
         .merge(tag_rules::routes())
+        // The hand-maintained OpenAPI 3.1 description of every route here (no auth).
+        .route(
+            "/openapi.json",
+            axum::routing::get(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    include_str!("../../openapi.json"),
+                )
+            }),
+        )
         .fallback(|| async {
             (
                 StatusCode::NOT_FOUND,

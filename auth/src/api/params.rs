@@ -105,10 +105,11 @@ impl Params {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
-            Some(Value::String(s)) => match s.as_str() {
+            // Case-insensitive as GitLab's (Grape's) coercion: python-gitlab sends `True`.
+            Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
                 "" => Ok(None),
-                "true" | "1" | "yes" => Ok(Some(true)),
-                "false" | "0" | "no" => Ok(Some(false)),
+                "true" | "1" | "yes" | "t" | "on" => Ok(Some(true)),
+                "false" | "0" | "no" | "f" | "off" => Ok(Some(false)),
                 _ => Err(ApiError::BadRequest(format!("{key} is invalid"))),
             },
             Some(_) => Err(ApiError::BadRequest(format!("{key} is invalid"))),

@@ -22,6 +22,7 @@ use super::error::{ApiError, ApiResult};
 use super::groups::{full_names, rank, require_read, slug, viewer, visibility};
 use super::lookup;
 use super::params::{Params, opt_time, paged, time, valid_path};
+use super::storage;
 use crate::state::AppState;
 
 /// The write key of the cleanup policy in `PUT /projects/:id`.
@@ -75,6 +76,7 @@ fn project_json(
         "container_registry_enabled": p.container_registry_access_level != "disabled",
         "container_registry_image_prefix": format!("{registry_host}/{}", p.full_path),
         "container_expiration_policy": policy_json(policy),
+        "registry_storage_limit": p.registry_storage_limit,
         "web_url": format!("{}/{}", state.cfg.auth_url.trim_end_matches('/'), p.full_path),
         "created_at": time(p.created_at),
         "last_activity_at": time(p.updated_at),
@@ -278,15 +280,23 @@ async fn list_group_projects(
     list(&state, &uri, caller.as_ref(), &p, Some(g.id)).await
 }
 
-/// `GET /projects/:id`.
+/// `GET /projects/:id`; with `statistics=true`, GitLab's `statistics` (Berth fills
+/// `container_registry_size`, the project's deduplicated registry usage) for admins and
+/// Reporter+, as GitLab shows it.
 async fn get_project(
     State(state): State<AppState>,
     MaybeCaller(caller): MaybeCaller,
     Path(id): Path<String>,
+    p: Params,
 ) -> ApiResult<Json<Value>> {
     require_read(caller.as_ref())?;
-    let (ctx, _) = lookup::visible_project(&state.db.read, caller.as_ref(), &id).await?;
-    Ok(Json(one_project_json(&state, &ctx.project).await?))
+    let (ctx, role) = lookup::visible_project(&state.db.read, caller.as_ref(), &id).await?;
+    let mut v = one_project_json(&state, &ctx.project).await?;
+    if p.bool("statistics")? == Some(true) {
+        storage::add_project_statistics(&state, caller.as_ref(), role, &ctx.project, &mut v)
+            .await?;
+    }
+    Ok(Json(v))
 }
 
 /// The namespace a new project goes in, checking the caller may create there.
@@ -399,7 +409,8 @@ async fn create_project(
 /// `PUT /projects/:id` (Maintainer+): `name`, `visibility`, `container_registry_access_level`
 /// (or the older `container_registry_enabled`), `container_expiration_policy_attributes`
 /// (merged into the stored or default policy; `next_run_at` is set from now when the policy
-/// is turned on or its cadence changes, cleared when it is turned off). All or nothing.
+/// is turned on or its cadence changes, cleared when it is turned off),
+/// `registry_storage_limit` (bytes, null to clear; admins only). All or nothing.
 async fn update_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -426,6 +437,7 @@ async fn update_project(
         registry_access: registry_access(&p)?.map(|r| r.as_str().to_owned()),
     };
     let policy = policy_changes(&p)?;
+    let limit = storage::limit_change(&caller, &p)?;
     let txn = state.db.begin_write().await?;
     if let Some(policy) = policy {
         // Read, merge and write under the project's row lock, so concurrent partial
@@ -443,7 +455,12 @@ async fn update_project(
         let next = next_run_after_save(&before, before_next, &after, Utc::now());
         berth_db::expiration_policies::upsert(&txn, pid, &after, next).await?;
     }
-    let project = berth_db::project_admin::update(&txn, ctx.project, changes).await?;
+    let mut project = berth_db::project_admin::update(&txn, ctx.project, changes).await?;
+    if let Some(bytes) = limit {
+        berth_db::usage::set_project_limit(&txn, project.id, bytes).await?;
+        project.registry_storage_limit = bytes;
+        tracing::info!(project.id = project.id, limit_bytes = ?bytes, "set registry storage limit");
+    }
     txn.commit().await?;
     tracing::info!(project.id = project.id, "updated project");
     Ok(Json(one_project_json(&state, &project).await?))
@@ -457,9 +474,17 @@ async fn delete_project(
 ) -> ApiResult<Response> {
     caller.require_write()?;
     let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Owner).await?;
+    // Its repositories are deleted asynchronously (tags, manifests, then GC), as GitLab does.
+    let repositories = super::registry::project_repositories(&state, &ctx.project).await?;
     let txn = state.db.begin_write().await?;
+    for r in &repositories {
+        super::registry_deletions::schedule_repository_deletion(&txn, &ctx.project, r).await?;
+    }
     berth_db::project_admin::delete(&txn, &ctx.project).await?;
     txn.commit().await?;
+    if !repositories.is_empty() {
+        state.deletions.notify_one();
+    }
     tracing::info!(project.id = ctx.project.id, project.path = %ctx.project.full_path, "deleted project");
     Ok((
         StatusCode::ACCEPTED,

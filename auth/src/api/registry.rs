@@ -1,6 +1,7 @@
 //! The registry's repositories as GitLab lists them (SPEC 5): per project, per group (with
 //! its subgroups) and one by id. Viewing a registry is the same right as pulling from it
-//! (SPEC 4.3). Tags live in [`super::registry_tags`]; deletion is not offered here yet.
+//! (SPEC 4.3). Tags live in [`super::registry_tags`]; deletions in
+//! [`super::registry_deletions`].
 
 use std::collections::HashMap;
 
@@ -51,8 +52,8 @@ async fn may_view(state: &AppState, caller: Option<&Caller>, ctx: &ProjectCtx) -
 }
 
 /// The project `id` names if the caller may view its registry: 404 when the project is
-/// hidden from them or its registry is disabled, 403 when they see the project but not its
-/// registry.
+/// hidden from them, 403 when they see the project but not its registry, or its registry
+/// is disabled (GitLab: the ability is prevented, `403 Forbidden`).
 pub async fn registry_project(
     state: &AppState,
     caller: Option<&Caller>,
@@ -61,7 +62,7 @@ pub async fn registry_project(
     require_read(caller)?;
     let (ctx, _) = lookup::visible_project(&state.db.read, caller, id).await?;
     if ctx.access().registry == RegistryAccess::Disabled {
-        return Err(ApiError::NotFound("Project"));
+        return Err(ApiError::Forbidden);
     }
     if may_view(state, caller, &ctx).await? {
         Ok(ctx)
@@ -125,6 +126,8 @@ async fn repositories_json(
     } else {
         HashMap::new()
     };
+    // GitLab's `status`: a scheduled, running or failed repository deletion, else null.
+    let statuses = berth_db::registry_deletions::repository_statuses(c, &ids).await?;
     let host = state.cfg.registry_host();
     let mut out = Vec::with_capacity(rows.len());
     for (project, r) in rows {
@@ -141,7 +144,7 @@ async fn repositories_json(
             "last_pulled_at": opt_time(r.last_pulled_at),
             "last_pushed_at": opt_time(r.last_pushed_at),
             "cleanup_policy_started_at": null,
-            "status": null,
+            "status": statuses.get(&r.id),
         });
         if extras.tags_count {
             v["tags_count"] = json!(counts.get(&r.id).copied().unwrap_or(0));
@@ -165,7 +168,7 @@ async fn repositories_json(
 
 /// The repositories of `project` (those under its path not owned by a project nested
 /// below it).
-async fn project_repositories(
+pub(crate) async fn project_repositories(
     state: &AppState,
     project: &projects::Model,
 ) -> ApiResult<Vec<repositories::Model>> {
@@ -290,10 +293,11 @@ async fn get_repository(
         .await?
         .ok_or_else(not_found)?;
     let role = lookup::project_role(c, caller.as_ref(), &ctx).await?;
-    if !lookup::can_view(&ctx.project.visibility, caller.as_ref(), role)
-        || ctx.access().registry == RegistryAccess::Disabled
-    {
+    if !lookup::can_view(&ctx.project.visibility, caller.as_ref(), role) {
         return Err(not_found());
+    }
+    if ctx.access().registry == RegistryAccess::Disabled {
+        return Err(ApiError::Forbidden);
     }
     if !may_view(&state, caller.as_ref(), &ctx).await? {
         return Err(ApiError::Forbidden);

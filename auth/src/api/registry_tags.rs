@@ -1,6 +1,7 @@
-//! A repository's tags as GitLab shows them (SPEC 5): the listing, with offset pagination or
-//! keyset pagination (`pagination=keyset`, `sort`, `last`: only a `rel="next"` link), and
-//! one tag's details, and deleting one tag (Developer+, SPEC 4.3).
+//! A repository's tags as GitLab shows them (SPEC 5): the listing, sorted by name or (Berth)
+//! by time and filtered by name or time, with offset pagination or keyset pagination
+//! (`pagination=keyset`, `sort`, `last`: only a `rel="next"` link), one tag's details, and
+//! deleting one tag (Developer+, SPEC 4.3).
 
 use axum::Json;
 use axum::Router;
@@ -9,9 +10,13 @@ use axum::http::header::LINK;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_core::access::{RegistryAccess, Role};
 use berth_core::immutability::TagPatterns;
 use berth_db::registry_read as q;
+use berth_db::tag_listing::{self as listing, Cursor, TagOrder, TagQuery};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use super::caller::{Caller, MaybeCaller};
@@ -34,7 +39,13 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// `GET /projects/:id/registry/repositories/:repository_id/tags`.
+/// `GET /projects/:id/registry/repositories/:repository_id/tags`: `order_by`
+/// (`name`, default; Berth's `created_at`, `last_pulled_at`), `sort` (`asc`, default;
+/// `desc`), filters `name` (case-insensitive substring), `created_after`/`created_before`
+/// and `pulled_after`/`pulled_before` (dates or RFC 3339 times; `*_after` inclusive), and
+/// either offset pages (`X-Total` counts the filtered tags) or `pagination=keyset`, whose
+/// `last` is a tag name in name order and the opaque marker of the `next` link in a time
+/// order.
 async fn list_tags(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -44,44 +55,114 @@ async fn list_tags(
 ) -> ApiResult<Response> {
     let ctx = registry_project(&state, caller.as_ref(), &id).await?;
     let r = project_repository(&state, &ctx.project, &repository_id).await?;
+    let query = tag_query(&p)?;
     let page = p.page()?;
     let c = &state.db.read;
     match p.str("pagination").as_deref() {
         None | Some("offset") => {
-            let (names, total) = q::tag_page(c, r.id, page.offset(), page.per_page()).await?;
-            let items = names.iter().map(|t| tag_json(&state, &r.name, t)).collect();
+            let (rows, total) =
+                listing::page(c, r.id, &query, page.offset(), page.per_page()).await?;
+            let items = rows
+                .iter()
+                .map(|t| tag_json(&state, &r.name, &t.name))
+                .collect();
             Ok(paged(&state, &uri, page, total, items))
         }
         Some("keyset") => {
-            let desc = match p.str("sort").as_deref() {
-                None | Some("asc") => false,
-                Some("desc") => true,
-                Some(_) => {
-                    return Err(ApiError::BadRequest(
-                        "sort does not have a valid value".into(),
-                    ));
-                }
+            let cursor = match p.str("last") {
+                None => None,
+                Some(last) => Some(decode_cursor(query.order, &last)?),
             };
             let per_page = page.per_page();
-            let last = p.str("last");
-            let mut names =
-                q::tag_keyset(c, r.id, last.as_deref(), desc, per_page.saturating_add(1)).await?;
-            let more = names.len() as u64 > per_page;
-            names.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
+            let mut rows =
+                listing::keyset(c, r.id, &query, cursor.as_ref(), per_page.saturating_add(1))
+                    .await?;
+            let more = rows.len() as u64 > per_page;
+            rows.truncate(usize::try_from(per_page).unwrap_or(usize::MAX));
             let mut headers = HeaderMap::new();
-            if more && let Some(last) = names.last() {
-                let link = format!("<{}>; rel=\"next\"", next_url(&state, &uri, last));
+            if more && let Some(last) = rows.last() {
+                let marker = encode_cursor(query.order, last);
+                let link = format!("<{}>; rel=\"next\"", next_url(&state, &uri, &marker));
                 if let Ok(v) = HeaderValue::from_str(&link) {
                     headers.insert(LINK, v);
                 }
             }
-            let items: Vec<Value> = names.iter().map(|t| tag_json(&state, &r.name, t)).collect();
+            let items: Vec<Value> = rows
+                .iter()
+                .map(|t| tag_json(&state, &r.name, &t.name))
+                .collect();
             Ok((headers, Json(Value::Array(items))).into_response())
         }
         Some(_) => Err(ApiError::BadRequest(
             "pagination does not have a valid value".into(),
         )),
     }
+}
+
+/// The listing's order, direction and filters from the request.
+fn tag_query(p: &Params) -> ApiResult<TagQuery> {
+    let invalid = |key: &str| ApiError::BadRequest(format!("{key} does not have a valid value"));
+    let order = match p.str("order_by").as_deref() {
+        None | Some("name") => TagOrder::Name,
+        Some("created_at") => TagOrder::CreatedAt,
+        Some("last_pulled_at") => TagOrder::LastPulledAt,
+        Some(_) => return Err(invalid("order_by")),
+    };
+    let desc = match p.str("sort").as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(invalid("sort")),
+    };
+    let time = |key: &str| -> ApiResult<Option<DateTime<Utc>>> { Ok(p.date(key)?.flatten()) };
+    Ok(TagQuery {
+        order,
+        desc,
+        name: p.str("name"),
+        created_after: time("created_after")?,
+        created_before: time("created_before")?,
+        pulled_after: time("pulled_after")?,
+        pulled_before: time("pulled_before")?,
+    })
+}
+
+/// The keyset marker after `tag`: its name in name order (GitLab's `last`), else
+/// base64url of `<RFC 3339 time, empty if never pulled>|<name>` (the shape GitLab's
+/// registry uses for its time-ordered markers).
+fn encode_cursor(order: TagOrder, tag: &berth_db::entity::tags::Model) -> String {
+    if order == TagOrder::Name {
+        return tag.name.clone();
+    }
+    let time = order
+        .time_of(tag)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Nanos, true))
+        .unwrap_or_default();
+    URL_SAFE_NO_PAD.encode(format!("{time}|{}", tag.name))
+}
+
+/// The inverse of [`encode_cursor`]; 400 for a marker this order did not produce.
+fn decode_cursor(order: TagOrder, last: &str) -> ApiResult<Cursor> {
+    if order == TagOrder::Name {
+        return Ok(Cursor {
+            time: None,
+            name: last.to_owned(),
+        });
+    }
+    let invalid = || ApiError::BadRequest("last is invalid for this order_by".into());
+    let raw = URL_SAFE_NO_PAD.decode(last).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (time, name) = raw.split_once('|').ok_or_else(invalid)?;
+    let time = match time {
+        "" if order == TagOrder::LastPulledAt => None,
+        t => Some(
+            DateTime::parse_from_rfc3339(t)
+                .map_err(|_| invalid())?
+                .with_timezone(&Utc),
+        ),
+    };
+    Ok(Cursor {
+        time,
+        name: name.to_owned(),
+    })
 }
 
 /// The request URL on the public base with `last` set to `last`.
@@ -159,7 +240,7 @@ async fn delete_tag(
     caller.require_write()?;
     let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Developer).await?;
     if ctx.access().registry == RegistryAccess::Disabled {
-        return Err(ApiError::NotFound("Project"));
+        return Err(ApiError::Forbidden);
     }
     let r = project_repository(&state, &ctx.project, &repository_id).await?;
     let now = chrono::Utc::now();
@@ -187,4 +268,53 @@ async fn delete_tag(
         "deleted tag"
     );
     Ok(StatusCode::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(name: &str, pulled: Option<DateTime<Utc>>) -> berth_db::entity::tags::Model {
+        let t = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.123456789Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        berth_db::entity::tags::Model {
+            id: 1,
+            repository_id: 1,
+            name: name.into(),
+            manifest_id: 1,
+            created_at: t,
+            updated_at: t,
+            last_pulled_at: pulled,
+            pull_count: 0,
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_in_every_order() {
+        let t = tag("v1.0", None);
+        for order in [TagOrder::Name, TagOrder::CreatedAt, TagOrder::LastPulledAt] {
+            let cursor = decode_cursor(order, &encode_cursor(order, &t)).unwrap();
+            assert_eq!(cursor.name, "v1.0");
+            assert_eq!(cursor.time, order.time_of(&t), "{order:?}");
+        }
+        // Name order keeps GitLab's plain tag name.
+        assert_eq!(encode_cursor(TagOrder::Name, &t), "v1.0");
+        let pulled = tag("b", Some(t.updated_at));
+        let c = decode_cursor(
+            TagOrder::LastPulledAt,
+            &encode_cursor(TagOrder::LastPulledAt, &pulled),
+        )
+        .unwrap();
+        assert_eq!(c.time, Some(t.updated_at));
+    }
+
+    #[test]
+    fn foreign_markers_are_refused() {
+        for bad in ["v1.0", "!!!", "bm8tc2VwYXJhdG9y", "fGI"] {
+            assert!(decode_cursor(TagOrder::CreatedAt, bad).is_err(), "{bad}");
+        }
+        // A never-pulled marker is only valid in the order that has NULLs.
+        assert!(decode_cursor(TagOrder::LastPulledAt, "fGI").is_ok());
+    }
 }

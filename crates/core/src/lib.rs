@@ -2,6 +2,7 @@
 //! scopes, immutable tag patterns, cleanup-policy settings and the OCI error codes. No I/O lives here.
 
 pub mod access;
+pub mod cleanup;
 pub mod cleanup_policy;
 pub mod digest;
 pub mod error;

@@ -13,12 +13,15 @@ pub mod members;
 pub mod namespaces;
 pub mod project_admin;
 pub mod projects;
+pub mod registry_deletions;
 pub mod registry_read;
 pub mod repositories;
+pub mod tag_listing;
 pub mod tag_rules;
 pub mod tags;
 pub mod tokens;
 pub mod uploads;
+pub mod usage;
 pub mod users;
 
 use std::time::Duration;

@@ -198,6 +198,38 @@ pub async fn delete(c: &impl ConnectionTrait, manifest_id: i64) -> Result<(), Db
     Ok(())
 }
 
+/// Delete manifest `m` and queue for GC review what it referenced, in the caller's write
+/// transaction: its config and layers (`ManifestDelete`) and, for an index, its children
+/// (`IndexDelete`). Blobs and children are never deleted here: GC decides after review,
+/// so what other manifests or repositories share stays. The caller has checked the
+/// manifest may go (no immutable tag, not a child of an index).
+pub async fn delete_and_queue(
+    c: &impl ConnectionTrait,
+    m: &manifests::Model,
+    review_after: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    use crate::gc::{self, Event};
+    let blob_digests = blob_digests(c, m).await?;
+    let children = child_ids(c, m.id).await?;
+    delete(c, m.id).await?;
+    for b in blob_digests {
+        gc::enqueue_blob(c, &b, Event::ManifestDelete, review_after, now).await?;
+    }
+    for child in children {
+        gc::enqueue_manifest(
+            c,
+            m.repository_id,
+            child,
+            Event::IndexDelete,
+            review_after,
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Manifests of a repository whose subject is `subject`, optionally of one artifact type.
 pub async fn referrers(
     c: &impl ConnectionTrait,

@@ -1,6 +1,9 @@
-//! Queries on projects (owned by berth-auth; the registry only asks which exist).
+//! Queries on projects (owned by berth-auth; the registry only asks which exist and whether
+//! their registry is disabled).
 
-use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
+};
 
 use crate::entity::projects::{Column, Entity};
 
@@ -11,4 +14,19 @@ pub async fn exists(c: &impl ConnectionTrait, full_path: &str) -> Result<bool, D
         .count(c)
         .await?
         > 0)
+}
+
+/// The stored `container_registry_access_level` of the project with this full path, `None`
+/// when there is no such project.
+pub async fn registry_access_level(
+    c: &impl ConnectionTrait,
+    full_path: &str,
+) -> Result<Option<String>, DbErr> {
+    Entity::find()
+        .select_only()
+        .column(Column::ContainerRegistryAccessLevel)
+        .filter(Column::FullPath.eq(full_path))
+        .into_tuple()
+        .one(c)
+        .await
 }

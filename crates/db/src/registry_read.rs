@@ -1,15 +1,15 @@
 //! Read-only queries behind the registry's management API (SPEC 5): the repositories under a
-//! project or group path, tags with offset and keyset pages, and deduplicated sizes over
-//! manifests and their index children.
+//! project or group path, tag counts and names, and deduplicated sizes over manifests and
+//! their index children. Tag pages (sorted, filtered) are [`crate::tag_listing`]'s.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
-use crate::entity::{blobs, layers, manifest_references, manifests, projects, repositories, tags};
+use crate::entity::{manifests, projects, repositories, tags};
 use crate::namespaces::{like, like_escape};
 
 /// Repositories named `path` or under `path/`, by name.
@@ -124,126 +124,19 @@ pub async fn tag_names(
     Ok(out)
 }
 
-/// A page of a repository's tag names by name (offset pagination), and the total.
-pub async fn tag_page(
-    c: &impl ConnectionTrait,
-    repository_id: i64,
-    offset: u64,
-    limit: u64,
-) -> Result<(Vec<String>, u64), DbErr> {
-    let base = tags::Entity::find().filter(tags::Column::RepositoryId.eq(repository_id));
-    let total = base.clone().count(c).await?;
-    let names = base
-        .select_only()
-        .column(tags::Column::Name)
-        .order_by_asc(tags::Column::Name)
-        .offset(offset)
-        .limit(limit)
-        .into_tuple()
-        .all(c)
-        .await?;
-    Ok((names, total))
-}
-
-/// Up to `limit` tag names after `last` in name order (`desc`: reverse order, before `last`).
-pub async fn tag_keyset(
-    c: &impl ConnectionTrait,
-    repository_id: i64,
-    last: Option<&str>,
-    desc: bool,
-    limit: u64,
-) -> Result<Vec<String>, DbErr> {
-    use tags::Column as T;
-    let mut q = tags::Entity::find()
-        .select_only()
-        .column(T::Name)
-        .filter(T::RepositoryId.eq(repository_id))
-        .limit(limit);
-    q = if desc {
-        q.order_by_desc(T::Name)
-    } else {
-        q.order_by_asc(T::Name)
-    };
-    if let Some(last) = last {
-        q = q.filter(if desc {
-            T::Name.lt(last)
-        } else {
-            T::Name.gt(last)
-        });
-    }
-    q.into_tuple().all(c).await
-}
-
 /// Sum of the sizes of the distinct blobs (configs and layers) that `manifest_ids` and,
-/// through indexes, their children reference.
+/// through indexes, their children reference (one query, [`crate::usage`]).
 pub async fn distinct_blob_bytes(
     c: &impl ConnectionTrait,
     manifest_ids: &[i64],
 ) -> Result<i64, DbErr> {
-    let mut seen: HashSet<i64> = manifest_ids.iter().copied().collect();
-    let mut frontier: Vec<i64> = seen.iter().copied().collect();
-    while !frontier.is_empty() {
-        let children: Vec<i64> = manifest_references::Entity::find()
-            .select_only()
-            .column(manifest_references::Column::ChildId)
-            .filter(manifest_references::Column::ParentId.is_in(frontier))
-            .into_tuple()
-            .all(c)
-            .await?;
-        frontier = children.into_iter().filter(|id| seen.insert(*id)).collect();
-    }
-    if seen.is_empty() {
-        return Ok(0);
-    }
-    let ids: Vec<i64> = seen.into_iter().collect();
-    let mut sizes: HashMap<String, i64> = layers::Entity::find()
-        .select_only()
-        .column(layers::Column::BlobDigest)
-        .column(layers::Column::Size)
-        .filter(layers::Column::ManifestId.is_in(ids.iter().copied()))
-        .into_tuple::<(String, i64)>()
-        .all(c)
-        .await?
-        .into_iter()
-        .collect();
-    let configs: Vec<Option<String>> = manifests::Entity::find()
-        .select_only()
-        .column(manifests::Column::ConfigDigest)
-        .filter(manifests::Column::Id.is_in(ids))
-        .into_tuple()
-        .all(c)
-        .await?;
-    let configs: HashSet<String> = configs
-        .into_iter()
-        .flatten()
-        .filter(|d| !sizes.contains_key(d))
-        .collect();
-    if !configs.is_empty() {
-        let rows: Vec<(String, i64)> = blobs::Entity::find()
-            .select_only()
-            .column(blobs::Column::Digest)
-            .column(blobs::Column::Size)
-            .filter(blobs::Column::Digest.is_in(configs))
-            .into_tuple()
-            .all(c)
-            .await?;
-        sizes.extend(rows);
-    }
-    Ok(sizes.values().sum())
+    crate::usage::manifests_usage(c, manifest_ids).await
 }
 
 /// Deduplicated bytes of a repository: the distinct blobs its tagged manifests reference,
-/// directly or through tagged indexes.
+/// directly or through tagged indexes (one query, [`crate::usage`]).
 pub async fn repository_size(c: &impl ConnectionTrait, repository_id: i64) -> Result<i64, DbErr> {
-    let tagged: Vec<i64> = tags::Entity::find()
-        .select_only()
-        .column(tags::Column::ManifestId)
-        .filter(tags::Column::RepositoryId.eq(repository_id))
-        .distinct()
-        .into_tuple()
-        .all(c)
-        .await?;
-    distinct_blob_bytes(c, &tagged).await
+    crate::usage::repository_usage(c, repository_id).await
 }
 
 #[cfg(test)]

@@ -295,13 +295,8 @@ pub async fn existing_repository(
         })
 }
 
-/// Refuse writes to names that fit no existing project (Berth's naming rule).
+/// Refuse writes to names that fit no existing project (Berth's naming rule) and to
+/// projects whose registry is disabled.
 pub async fn require_project(state: &AppState, name: &berth_core::RepoName) -> Result<()> {
-    match crate::projects::project_of(state.projects.as_ref(), name).await? {
-        Some(_) => Ok(()),
-        None => Err(RegistryError::new(ErrorCode::NameInvalid).message(format!(
-            "repository {name} must be an existing project's path plus at most {} more segments",
-            crate::projects::MAX_EXTRA_SEGMENTS
-        ))),
-    }
+    crate::projects::require_project(state.projects.as_ref(), name).await
 }

@@ -87,8 +87,12 @@ pub async fn start_upload(
     if let (Some(mount), Some(from)) = (&mount, &from) {
         // Mounting needs pull on the source; without it (or without the blob there) the
         // request silently becomes a normal upload session and nothing is linked.
+        // A source whose project's registry is disabled is not readable either.
         let source_readable =
-            crate::auth::grants(&claims, &Scope::repository(from.as_str(), &[Action::Pull]));
+            crate::auth::grants(&claims, &Scope::repository(from.as_str(), &[Action::Pull]))
+                && crate::projects::require_enabled(state.projects.as_ref(), from)
+                    .await
+                    .is_ok();
         if let (true, Ok(digest)) = (source_readable, mount.parse::<Digest>())
             && let Some(size) = mountable(state, from, &digest).await?
         {

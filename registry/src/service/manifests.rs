@@ -1,12 +1,17 @@
 //! Manifest writes: validate references, then store the manifest, its links and tag, and the
 //! GC review rows the change implies, in one transaction. Immutable tags are checked inside
 //! that transaction, on the rows the write itself reads, so a race cannot slip past.
+//! Storage limits too: a tagging write that would take a project's or its root namespace's
+//! deduplicated usage over a limit is refused (`QUOTA_EXCEEDED`, 403 like `DENIED`: a
+//! refusal by policy, as GitLab and Harbor answer) and rolled back whole. Blob uploads are
+//! not checked: untagged content does not count (SPEC 6.3), and a blob may be shared with
+//! what is already counted, so only the manifest write knows what a push adds.
 
 use berth_core::immutability::TagPatterns;
 use berth_core::manifest::{Content, Manifest};
 use berth_core::{Digest, ErrorCode, RepoName};
 use berth_db::manifests::{NewLayer, NewManifest};
-use berth_db::{blobs, gc, manifests, repositories, tags};
+use berth_db::{blobs, gc, manifests, repositories, tags, usage};
 use serde_json::json;
 
 use crate::error::{RegistryError, Result};
@@ -51,6 +56,11 @@ async fn put_once(
     let review_after = state.review_after(now);
     let d = digest.to_string();
     let txn = state.db.begin_write().await?;
+    // Only tags count towards usage (SPEC 6.3), so only a tagging write can exceed a limit.
+    let limits = match tag {
+        Some(_) => quota_limits(&txn, name).await?,
+        None => Vec::new(),
+    };
     let repo = repositories::get_or_create(&txn, name.as_str(), now).await?;
     let manifest_id = match manifests::find_by_digest(&txn, repo.id, &d).await? {
         Some(existing) => existing.id,
@@ -84,6 +94,13 @@ async fn put_once(
             id
         }
     };
+    // With a limit, what the tag pointed at before tells the check what the push adds.
+    let before = match tag {
+        Some(tag) if !limits.is_empty() => {
+            Some(tags::find(&txn, repo.id, tag).await?.map(|t| t.manifest_id))
+        }
+        _ => None,
+    };
     if let Some(tag) = tag
         && let Some(previous) = tags::upsert(&txn, repo.id, tag, manifest_id, now).await?
     {
@@ -102,9 +119,79 @@ async fn put_once(
         )
         .await?;
     }
+    if let (Some(tag), Some(previous)) = (tag, before)
+        && previous != Some(manifest_id)
+    {
+        let pending = usage::TagOverride {
+            repository_id: repo.id,
+            tag,
+            previous,
+        };
+        // Returning drops the transaction: the whole push rolls back.
+        if let Some(over) = usage::exceeded(&txn, &limits, pending).await? {
+            return Err(quota_error(&over.limit, over.usage));
+        }
+    }
     repositories::touch_pushed(&txn, repo.id, now).await?;
     txn.commit().await?;
     Ok(())
+}
+
+/// The storage limits covering a push into `name` (one query). When there are any, the
+/// root namespace's row is locked before anything is written, so pushes under it that a
+/// limit covers take turns and each sees the usage the previous one left (the argument is
+/// at [`berth_db::usage::lock_root_namespace`]).
+async fn quota_limits(
+    txn: &impl sea_orm::ConnectionTrait,
+    name: &RepoName,
+) -> Result<Vec<usage::Limit>> {
+    let Some(found) = usage::limits_for_repository(txn, name.as_str()).await? else {
+        return Ok(Vec::new());
+    };
+    if let (false, Some(root)) = (found.limits.is_empty(), found.root_namespace_id) {
+        usage::lock_root_namespace(txn, root).await?;
+    }
+    Ok(found.limits)
+}
+
+/// `QUOTA_EXCEEDED` naming the scope, the usage the push would bring and the limit.
+fn quota_error(limit: &usage::Limit, usage: i64) -> RegistryError {
+    let scope = match limit.kind {
+        usage::LimitKind::Project => "project",
+        usage::LimitKind::Namespace => "namespace",
+    };
+    RegistryError::new(ErrorCode::QuotaExceeded)
+        .message(format!(
+            "storage limit exceeded for {scope} {}: this push would use {} of {} ({usage} of {} bytes)",
+            limit.path,
+            human_bytes(usage),
+            human_bytes(limit.bytes),
+            limit.bytes,
+        ))
+        .detail(json!({
+            "scope": scope,
+            "path": limit.path,
+            "usage_bytes": usage,
+            "limit_bytes": limit.bytes,
+        }))
+}
+
+/// `bytes` in binary units with one decimal (`12.3 MiB`).
+fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes.abs() < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = UNITS[0];
+    for next in &UNITS[1..] {
+        if value.abs() < 1024.0 {
+            break;
+        }
+        value /= 1024.0;
+        unit = next;
+    }
+    format!("{value:.1} {unit}")
 }
 
 /// Layer rows and child manifest ids; every referenced blob must be linked to the
@@ -243,23 +330,37 @@ async fn delete_once(
     if manifests::is_referenced_by_index(&txn, m.id).await? {
         return Err(RegistryError::new(ErrorCode::ManifestReferenced));
     }
-    let blob_digests = manifests::blob_digests(&txn, &m).await?;
-    let children = manifests::child_ids(&txn, m.id).await?;
-    manifests::delete(&txn, m.id).await?;
-    for b in blob_digests {
-        gc::enqueue_blob(&txn, &b, gc::Event::ManifestDelete, review_after, now).await?;
-    }
-    for child in children {
-        gc::enqueue_manifest(
-            &txn,
-            repository_id,
-            child,
-            gc::Event::IndexDelete,
-            review_after,
-            now,
-        )
-        .await?;
-    }
+    // The one manifest deletion path, shared with the management API.
+    manifests::delete_and_queue(&txn, &m, review_after, now).await?;
     txn.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_a_person_writes_them() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(12_897_485), "12.3 MiB");
+        assert_eq!(human_bytes(10 << 30), "10.0 GiB");
+    }
+
+    #[test]
+    fn quota_error_names_scope_usage_and_limit() {
+        let limit = usage::Limit {
+            kind: usage::LimitKind::Namespace,
+            path: "acme".into(),
+            bytes: 10 << 20,
+        };
+        let e = quota_error(&limit, 12_897_485);
+        assert_eq!(e.code, ErrorCode::QuotaExceeded);
+        let body = format!("{e:?}");
+        assert!(body.contains(
+            "storage limit exceeded for namespace acme: this push would use 12.3 MiB of 10.0 MiB (12897485 of 10485760 bytes)"
+        ), "{body}");
+    }
 }

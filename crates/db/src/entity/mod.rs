@@ -16,6 +16,7 @@ pub mod oauth_access_tokens;
 pub mod personal_access_tokens;
 pub mod projects;
 pub mod refresh_tokens;
+pub mod registry_deletions;
 pub mod repositories;
 pub mod repository_blobs;
 pub mod signing_keys;

@@ -17,6 +17,8 @@ pub struct Model {
     pub owner_user_id: Option<i64>,
     pub visibility: String,
     pub created_at: DateTimeUtc,
+    /// Cap on the deduplicated registry usage in bytes (m0007); `None`: no limit.
+    pub registry_storage_limit: Option<i64>,
 }
 
 /// No relations are navigated through the ORM; queries join explicitly.

@@ -16,6 +16,8 @@ pub struct Model {
     pub container_registry_access_level: String,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Cap on the deduplicated registry usage in bytes (m0007); `None`: no limit.
+    pub registry_storage_limit: Option<i64>,
 }
 
 /// No relations are navigated through the ORM; queries join explicitly.

@@ -1,0 +1,235 @@
+//! Asynchronous registry deletions (SPEC 5, GitLab's API): deleting a repository
+//! (`DELETE /projects/:id/registry/repositories/:repository_id`) and bulk-deleting its tags
+//! (`DELETE …/tags` with `name_regex_delete`, `name_regex_keep`, `keep_n`, `older_than`),
+//! both Maintainer+ (GitLab's `admin_container_image`, SPEC 4.3) and answered `202` while
+//! [`crate::deletions`] does the work. Instead of GitLab's once-an-hour limit, requests for
+//! one repository run one after another, in bounded batches.
+//!
+//! Beyond GitLab, each request's progress is visible: `GET /projects/:id/registry/deletions`
+//! (optionally `repository_id`), `GET /projects/:id/registry/deletions/:deletion_id` and
+//! `GET /projects/:id/registry/repositories/:repository_id/deletions`, with `status`
+//! (`scheduled`, `running`, `done`, `failed`), `error`, `deleted_count` and timestamps.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use berth_core::access::{RegistryAccess, Role};
+use berth_db::entity::{projects, registry_deletions::Model as Deletion, repositories};
+use berth_db::registry_deletions::{self as q, NewDeletion};
+use serde_json::{Value, json};
+
+use super::caller::{Caller, MaybeCaller};
+use super::error::{ApiError, ApiResult};
+use super::lookup;
+use super::params::{Params, opt_time, time};
+use super::registry::{project_repository, registry_project};
+use crate::deletions::BulkParams;
+use crate::state::AppState;
+
+/// How many requests a listing shows (newest first).
+const LISTED: u64 = 50;
+
+/// Deletion routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/projects/{id}/registry/repositories/{repository_id}",
+            delete(delete_repository),
+        )
+        .route(
+            "/projects/{id}/registry/repositories/{repository_id}/tags",
+            delete(delete_tags),
+        )
+        .route(
+            "/projects/{id}/registry/repositories/{repository_id}/deletions",
+            get(list_repository_deletions),
+        )
+        .route("/projects/{id}/registry/deletions", get(list_deletions))
+        .route(
+            "/projects/{id}/registry/deletions/{deletion_id}",
+            get(get_deletion),
+        )
+}
+
+/// A request as the API shows it.
+pub fn deletion_json(d: &Deletion) -> Value {
+    json!({
+        "id": d.id,
+        "repository_id": d.repository_id,
+        "repository_path": d.repository_path,
+        "project_id": d.project_id,
+        "kind": d.kind,
+        "params": serde_json::from_str::<Value>(&d.params).unwrap_or(Value::Null),
+        "status": d.status,
+        "error": d.error,
+        "deleted_count": d.deleted_count,
+        "created_at": time(d.created_at),
+        "started_at": opt_time(d.started_at),
+        "finished_at": opt_time(d.finished_at),
+    })
+}
+
+/// A parameter error in Grape's form (`400 {"error": …}`), as GitLab answers one.
+fn param_error(message: impl Into<String>) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "error": message.into() })),
+    )
+        .into_response()
+}
+
+/// The project `id` names if the caller is Maintainer+ there with an `api` token (404 when
+/// hidden, 403 when the role is too low or the registry is disabled).
+async fn maintained_project(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<projects::Model> {
+    caller.require_write()?;
+    let ctx = lookup::project_with_role(&state.db.read, caller, id, Role::Maintainer).await?;
+    if ctx.access().registry == RegistryAccess::Disabled {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(ctx.project)
+}
+
+/// Schedule a repository's deletion on `c` (a write transaction the caller commits), unless
+/// one is already scheduled or running; returns the request. Project deletion uses it too.
+pub async fn schedule_repository_deletion(
+    c: &impl berth_db::sea_orm::ConnectionTrait,
+    project: &projects::Model,
+    repository: &repositories::Model,
+) -> ApiResult<Deletion> {
+    if let Some(existing) = q::pending_repository_deletion(c, repository.id).await? {
+        return Ok(existing);
+    }
+    let new = NewDeletion {
+        repository_id: repository.id,
+        repository_path: &repository.name,
+        project_id: project.id,
+        kind: q::KIND_REPOSITORY,
+        params: "{}".to_owned(),
+    };
+    Ok(q::schedule(c, new, chrono::Utc::now()).await?)
+}
+
+/// `DELETE /projects/:id/registry/repositories/:repository_id` (Maintainer+): 202; the
+/// repository shows `status: delete_scheduled` until the worker removes it.
+async fn delete_repository(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, repository_id)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    let project = maintained_project(&state, &caller, &id).await?;
+    let r = project_repository(&state, &project, &repository_id).await?;
+    let txn = state.db.begin_write().await?;
+    let d = schedule_repository_deletion(&txn, &project, &r).await?;
+    txn.commit().await?;
+    state.deletions.notify_one();
+    tracing::info!(
+        project.id = project.id,
+        repository.id = r.id,
+        deletion.id = d.id,
+        "scheduled repository deletion"
+    );
+    Ok((StatusCode::ACCEPTED, Json(deletion_json(&d))).into_response())
+}
+
+/// The bulk-delete rules from the request (GitLab's names; `name_regex` is the deprecated
+/// alias of `name_regex_delete`), validated; the error is GitLab's parameter message.
+fn bulk_params(p: &Params) -> Result<BulkParams, String> {
+    let name_regex_delete = p
+        .str("name_regex_delete")
+        .or_else(|| p.str("name_regex"))
+        .ok_or(
+            "name_regex, name_regex_delete are missing, at least one parameter must be provided",
+        )?;
+    let keep_n = p.int("keep_n").map_err(|_| "keep_n is invalid")?;
+    let params = BulkParams {
+        name_regex_delete,
+        name_regex_keep: p.str("name_regex_keep"),
+        keep_n,
+        older_than: p.str("older_than"),
+    };
+    params.rules().map_err(|e| e.to_string())?;
+    Ok(params)
+}
+
+/// `DELETE /projects/:id/registry/repositories/:repository_id/tags` (Maintainer+): 202;
+/// the worker deletes the tags the rules select, `latest` and immutable tags never.
+async fn delete_tags(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, repository_id)): Path<(String, String)>,
+    p: Params,
+) -> ApiResult<Response> {
+    let project = maintained_project(&state, &caller, &id).await?;
+    let r = project_repository(&state, &project, &repository_id).await?;
+    let params = match bulk_params(&p) {
+        Ok(params) => params,
+        Err(message) => return Ok(param_error(message)),
+    };
+    let new = NewDeletion {
+        repository_id: r.id,
+        repository_path: &r.name,
+        project_id: project.id,
+        kind: q::KIND_TAGS,
+        params: serde_json::to_string(&params).map_err(anyhow::Error::from)?,
+    };
+    let txn = state.db.begin_write().await?;
+    let d = q::schedule(&txn, new, chrono::Utc::now()).await?;
+    txn.commit().await?;
+    state.deletions.notify_one();
+    tracing::info!(
+        project.id = project.id,
+        repository.id = r.id,
+        deletion.id = d.id,
+        "scheduled bulk tag deletion"
+    );
+    Ok((StatusCode::ACCEPTED, Json(deletion_json(&d))).into_response())
+}
+
+/// `GET /projects/:id/registry/repositories/:repository_id/deletions`: the repository's
+/// requests, newest first (viewers of the registry).
+async fn list_repository_deletions(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    Path((id, repository_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let ctx = registry_project(&state, caller.as_ref(), &id).await?;
+    let r = project_repository(&state, &ctx.project, &repository_id).await?;
+    let rows = q::for_repository(&state.db.read, r.id, LISTED).await?;
+    Ok(Json(Value::Array(rows.iter().map(deletion_json).collect())))
+}
+
+/// `GET /projects/:id/registry/deletions` (`repository_id` optional): the project's
+/// requests, newest first, including those whose repository is gone.
+async fn list_deletions(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    Path(id): Path<String>,
+    p: Params,
+) -> ApiResult<Json<Value>> {
+    let ctx = registry_project(&state, caller.as_ref(), &id).await?;
+    let repository_id = p.int("repository_id")?;
+    let rows = q::for_project(&state.db.read, ctx.project.id, repository_id, LISTED).await?;
+    Ok(Json(Value::Array(rows.iter().map(deletion_json).collect())))
+}
+
+/// `GET /projects/:id/registry/deletions/:deletion_id`.
+async fn get_deletion(
+    State(state): State<AppState>,
+    MaybeCaller(caller): MaybeCaller,
+    Path((id, deletion_id)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let ctx = registry_project(&state, caller.as_ref(), &id).await?;
+    let not_found = || ApiError::NotFound("Deletion");
+    let deletion_id = deletion_id.parse::<i64>().map_err(|_| not_found())?;
+    let d = q::find(&state.db.read, deletion_id)
+        .await?
+        .filter(|d| d.project_id == ctx.project.id)
+        .ok_or_else(not_found)?;
+    Ok(Json(deletion_json(&d)))
+}
