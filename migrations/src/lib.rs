@@ -11,6 +11,7 @@ mod m0005_expiration_policies;
 mod m0006_registry_deletions;
 mod m0007_storage_limits;
 mod m0008_tag_time_index;
+mod m0009_repository_cleanups;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_registry_deletions::Migration),
             Box::new(m0007_storage_limits::Migration),
             Box::new(m0008_tag_time_index::Migration),
+            Box::new(m0009_repository_cleanups::Migration),
         ]
     }
 }

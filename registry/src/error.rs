@@ -64,10 +64,20 @@ impl From<ErrorCode> for RegistryError {
 
 impl From<DbErr> for RegistryError {
     fn from(err: DbErr) -> Self {
+        // A unique or foreign-key violation here is a lost race with a concurrent write
+        // (two pushes creating one tag, a GC worker deleting a manifest a write was about
+        // to reference): answered like a conflict, which the write's retry loop runs again
+        // against the winner's committed state.
+        let lost_race = berth_db::is_unique_violation(&err) || berth_db::is_fk_violation(&err);
         // Logged once here; the client gets a generic message.
-        tracing::error!(error = %err, "database error");
+        if lost_race {
+            tracing::warn!(error = %err, "write lost a race; retrying");
+        } else {
+            tracing::error!(error = %err, "database error");
+        }
         let unavailable = matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
-            || berth_db::is_retryable(&err);
+            || berth_db::is_retryable(&err)
+            || lost_race;
         RegistryError::new(if unavailable {
             ErrorCode::Unavailable
         } else {

@@ -210,6 +210,35 @@ impl Stack {
         wait_healthy(&self.auth.url, "berth-auth").await;
     }
 
+    /// The root directory of the `file://` blob store both services (and berth-gc) use.
+    pub fn store_path(&self) -> &std::path::Path {
+        self._store.path()
+    }
+
+    /// Start a berth-gc process on this stack's database and store, with `env` on top
+    /// (e.g. `BERTH_GC_REVIEW_DELAY`, `BERTH_GC_INTERVAL`); its output goes to
+    /// `gc-<port>.log`/`.err`. Waits until it is healthy; `url` serves `/metrics`.
+    pub async fn start_gc(&self, env: &[(&str, &str)]) -> Proc {
+        let port = free_port();
+        let mut cmd = base_command("berth-gc", &self.auth_spawn.log, &self.db.url);
+        cmd.env("BERTH_GC_ADDR", format!("127.0.0.1:{port}"))
+            .env(
+                "BERTH_STORAGE_URL",
+                format!("file://{}", self._store.path().display()),
+            )
+            .stdout(log_file(&self.logs, &format!("gc-{port}.log")))
+            .stderr(log_file(&self.logs, &format!("gc-{port}.err")));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let gc = Proc {
+            url: format!("http://127.0.0.1:{port}"),
+            child: cmd.spawn().expect("spawn berth-gc"),
+        };
+        wait_healthy(&gc.url, "berth-gc").await;
+        gc
+    }
+
     /// `host:port` of the registry, as clients name it.
     pub fn registry_host(&self) -> String {
         self.registry.url.trim_start_matches("http://").to_owned()
@@ -217,7 +246,21 @@ impl Stack {
 
     /// Everything both services logged so far.
     pub fn log_text(&self) -> String {
-        ["auth.log", "auth.err", "registry.log", "registry.err"]
+        let mut files: Vec<String> = ["auth.log", "auth.err", "registry.log", "registry.err"]
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        // berth-gc processes started by `start_gc`.
+        let mut gc: Vec<String> = std::fs::read_dir(self.logs.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("gc-"))
+            .collect();
+        gc.sort();
+        files.extend(gc);
+        files
             .iter()
             .map(|f| std::fs::read_to_string(self.logs.path().join(f)).unwrap_or_default())
             .collect::<Vec<_>>()

@@ -3,6 +3,7 @@
 
 pub mod access_tokens;
 pub mod caller;
+pub mod cleanup_preview;
 pub mod deploy_tokens;
 pub mod error;
 pub mod groups;
@@ -42,6 +43,7 @@ pub fn router() -> Router<AppState> {
         .merge(registry_deletions::routes())
         .merge(registry_manifests::routes())
         .merge(tag_rules::routes())
+        .merge(cleanup_preview::routes())
         // The hand-maintained OpenAPI 3.1 description of every route here (no auth).
         .route(
             "/openapi.json",

@@ -128,6 +128,8 @@ async fn repositories_json(
     };
     // GitLab's `status`: a scheduled, running or failed repository deletion, else null.
     let statuses = berth_db::registry_deletions::repository_statuses(c, &ids).await?;
+    // GitLab's cleanup-policy state (m0009); no row: never run.
+    let cleanups = berth_db::repository_cleanups::for_repositories(c, &ids).await?;
     let host = state.cfg.registry_host();
     let mut out = Vec::with_capacity(rows.len());
     for (project, r) in rows {
@@ -143,9 +145,21 @@ async fn repositories_json(
             "pull_count": r.pull_count,
             "last_pulled_at": opt_time(r.last_pulled_at),
             "last_pushed_at": opt_time(r.last_pushed_at),
-            "cleanup_policy_started_at": null,
             "status": statuses.get(&r.id),
         });
+        let cleanup = cleanups.get(&r.id);
+        let started = cleanup.and_then(|s| s.expiration_policy_started_at);
+        v["cleanup_policy_started_at"] = opt_time(started);
+        v["expiration_policy_started_at"] = opt_time(started);
+        v["expiration_policy_cleanup_status"] = json!(
+            cleanup.map_or(berth_db::repository_cleanups::UNSCHEDULED, |s| s
+                .expiration_policy_cleanup_status
+                .as_str())
+        );
+        v["expiration_policy_completed_at"] =
+            opt_time(cleanup.and_then(|s| s.expiration_policy_completed_at));
+        v["last_cleanup_deleted_tags_count"] =
+            json!(cleanup.and_then(|s| s.last_cleanup_deleted_tags_count));
         if extras.tags_count {
             v["tags_count"] = json!(counts.get(&r.id).copied().unwrap_or(0));
         }

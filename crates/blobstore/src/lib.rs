@@ -14,7 +14,7 @@ pub mod testsuite;
 
 use std::fmt;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use berth_core::Digest;
 
@@ -101,6 +101,13 @@ pub trait BlobStore: Send + Sync + 'static {
 
     /// Every committed digest (for offline consistency checks).
     async fn list(&self) -> Result<Vec<Digest>>;
+
+    /// When a committed blob's bytes were last written, `None` if absent. Offline checks use
+    /// it as a grace period: the registry commits bytes before it inserts the blob's row, so
+    /// a young file without a row may be an upload finishing right now. On the filesystem
+    /// this is the file's mtime, which a commit (a rename) carries over from the upload's
+    /// last append: it is never later than the commit.
+    async fn modified(&self, digest: &Digest) -> Result<Option<SystemTime>>;
 
     /// Create an empty upload with this id. Ids are canonical lowercase hyphenated UUIDs
     /// made by the caller; anything else is [`StoreError::InvalidUploadId`], which also

@@ -24,6 +24,12 @@ pub enum Event {
     TagSwitch,
     /// A blob's link to a repository was removed.
     BlobUnlink,
+    /// A referrer was deleted: its subject, which it may have been keeping alive.
+    ReferrerDelete,
+    /// A manifest with referrers was deleted: the referrers, which lived as long as it did.
+    SubjectDelete,
+    /// `berth-gc check --repair` found it dangling with no review row.
+    Check,
 }
 
 impl Event {
@@ -37,6 +43,9 @@ impl Event {
             Event::TagDelete => "tag_delete",
             Event::TagSwitch => "tag_switch",
             Event::BlobUnlink => "blob_unlink",
+            Event::ReferrerDelete => "referrer_delete",
+            Event::SubjectDelete => "subject_delete",
+            Event::Check => "check",
         }
     }
 }

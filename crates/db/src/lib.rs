@@ -4,9 +4,12 @@
 
 pub mod access;
 pub mod blobs;
+pub mod cleanup_plan;
+pub mod consistency;
 pub mod entity;
 pub mod expiration_policies;
 pub mod gc;
+pub mod gc_review;
 pub mod jobs;
 pub mod manifests;
 pub mod members;
@@ -16,12 +19,14 @@ pub mod projects;
 pub mod registry_deletions;
 pub mod registry_read;
 pub mod repositories;
+pub mod repository_cleanups;
 pub mod tag_listing;
 pub mod tag_rules;
 pub mod tags;
 pub mod tokens;
 pub mod uploads;
 pub mod usage;
+pub mod usage_walk;
 pub mod users;
 
 use std::time::Duration;

@@ -200,7 +200,9 @@ pub async fn delete(c: &impl ConnectionTrait, manifest_id: i64) -> Result<(), Db
 
 /// Delete manifest `m` and queue for GC review what it referenced, in the caller's write
 /// transaction: its config and layers (`ManifestDelete`) and, for an index, its children
-/// (`IndexDelete`). Blobs and children are never deleted here: GC decides after review,
+/// (`IndexDelete`), for a referrer its subject (`ReferrerDelete`), and its own referrers
+/// (`SubjectDelete`). Blobs and children
+/// are never deleted here: GC decides after review,
 /// so what other manifests or repositories share stays. The caller has checked the
 /// manifest may go (no immutable tag, not a child of an index).
 pub async fn delete_and_queue(
@@ -222,6 +224,32 @@ pub async fn delete_and_queue(
             m.repository_id,
             child,
             Event::IndexDelete,
+            review_after,
+            now,
+        )
+        .await?;
+    }
+    // A referrer (signature, SBOM) keeps an untagged subject: review the subject again.
+    if let Some(subject) = &m.subject_digest
+        && let Some(s) = find_by_digest(c, m.repository_id, subject).await?
+    {
+        gc::enqueue_manifest(
+            c,
+            m.repository_id,
+            s.id,
+            Event::ReferrerDelete,
+            review_after,
+            now,
+        )
+        .await?;
+    }
+    // Its referrers lived as long as it did: review them now.
+    for r in referrers(c, m.repository_id, &m.digest, None).await? {
+        gc::enqueue_manifest(
+            c,
+            m.repository_id,
+            r.id,
+            Event::SubjectDelete,
             review_after,
             now,
         )

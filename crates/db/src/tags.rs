@@ -105,6 +105,10 @@ pub async fn delete(
 /// the caller may still refuse (an immutable tag) by not committing. Returns the row
 /// deleted, `None` when there was no such tag (nothing written). The one place a tag
 /// deletion is written, shared by the registry and the management API.
+///
+/// Before the tag goes, the manifest's GC review row is locked (a GC worker reviewing that
+/// manifest finishes first; the race argument is in berth-gc's `worker` module); a
+/// manifest the worker deleted meanwhile took the tag with it, so the tag is then not found.
 pub async fn delete_and_queue(
     c: &impl ConnectionTrait,
     repository_id: i64,
@@ -112,6 +116,9 @@ pub async fn delete_and_queue(
     review_after: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<tags::Model>, DbErr> {
+    if let Some(t) = find(c, repository_id, name).await? {
+        crate::gc_review::lock_manifest_review(c, repository_id, t.manifest_id).await?;
+    }
     let Some(deleted) = delete(c, repository_id, name).await? else {
         return Ok(None);
     };

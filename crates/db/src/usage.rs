@@ -147,7 +147,7 @@ async fn sum(c: &impl ConnectionTrait, seed: &str, values: Vec<Value>) -> Result
 }
 
 /// `sql` written with `?` placeholders, numbered `$n` for PostgreSQL.
-fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
+pub(crate) fn statement(backend: DatabaseBackend, sql: &str, values: Vec<Value>) -> Statement {
     let sql = if backend == DatabaseBackend::Postgres {
         let mut out = String::with_capacity(sql.len() + 8);
         let mut n = 0;

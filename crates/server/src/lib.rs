@@ -76,6 +76,23 @@ pub fn init_tracing(json: bool) {
     };
 }
 
+/// Like [`init_tracing`], but logs go to stderr: for one-off commands whose report is
+/// stdout (`berth-gc check --json`, `berth-gc usage`), so the two never mix.
+pub fn init_tracing_stderr(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
 /// Install the global Prometheus recorder once; later calls return the same handle.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();

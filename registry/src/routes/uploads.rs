@@ -96,9 +96,16 @@ pub async fn start_upload(
         if let (true, Ok(digest)) = (source_readable, mount.parse::<Digest>())
             && let Some(size) = mountable(state, from, &digest).await?
         {
-            service::uploads::record_blob(state, repo.id, &digest, size, None).await?;
-            metrics::counter!("berth_registry_blob_mounts_total").increment(1);
-            return Ok(created(name, &digest));
+            // The GC may have taken the blob since `mountable` saw it: then this becomes a
+            // normal upload session like any other failed mount.
+            match service::uploads::record_blob(state, repo.id, &digest, size, None, None).await {
+                Ok(()) => {
+                    metrics::counter!("berth_registry_blob_mounts_total").increment(1);
+                    return Ok(created(name, &digest));
+                }
+                Err(e) if e.code == ErrorCode::BlobUnknown => {}
+                Err(e) => return Err(e),
+            }
         }
     }
 

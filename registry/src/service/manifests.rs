@@ -11,7 +11,7 @@ use berth_core::immutability::TagPatterns;
 use berth_core::manifest::{Content, Manifest};
 use berth_core::{Digest, ErrorCode, RepoName};
 use berth_db::manifests::{NewLayer, NewManifest};
-use berth_db::{blobs, gc, manifests, repositories, tags, usage};
+use berth_db::{blobs, gc, gc_review, manifests, repositories, tags, usage};
 use serde_json::json;
 
 use crate::error::{RegistryError, Result};
@@ -62,7 +62,15 @@ async fn put_once(
         None => Vec::new(),
     };
     let repo = repositories::get_or_create(&txn, name.as_str(), now).await?;
-    let manifest_id = match manifests::find_by_digest(&txn, repo.id, &d).await? {
+    let mut existing = manifests::find_by_digest(&txn, repo.id, &d).await?;
+    if let (Some(_), Some(m)) = (tag, &existing) {
+        // Before tagging: hold the manifest's GC review row, then look again. A GC worker
+        // that deleted the manifest meanwhile has committed by now, and the manifest is
+        // stored again below from this request's bytes (argument in berth-gc's `worker`).
+        gc_review::lock_manifest_review(&txn, repo.id, m.id).await?;
+        existing = manifests::find_by_digest(&txn, repo.id, &d).await?;
+    }
+    let manifest_id = match existing {
         Some(existing) => existing.id,
         None => {
             let (layers, children) = resolve_references(&txn, repo.id, manifest).await?;
@@ -79,7 +87,19 @@ async fn put_once(
                 config_digest,
                 payload,
             };
-            let id = manifests::insert(&txn, new, layers, children, now).await?;
+            // A blob or child the GC deleted after `resolve_references` read it fails the
+            // foreign key: the same answer as if it had been missing then.
+            let id = manifests::insert(&txn, new, layers, children, now)
+                .await
+                .map_err(|e| {
+                    if berth_db::is_fk_violation(&e) {
+                        RegistryError::new(ErrorCode::ManifestBlobUnknown).message(
+                            "a referenced blob or manifest was garbage-collected; push it again",
+                        )
+                    } else {
+                        e.into()
+                    }
+                })?;
             if tag.is_none() {
                 gc::enqueue_manifest(
                     &txn,
@@ -233,7 +253,19 @@ async fn resolve_references(
             manifests: children,
         } => {
             let digests: Vec<String> = children.iter().map(|d| d.digest.to_string()).collect();
-            let found = manifests::ids_among(c, repository_id, digests.clone()).await?;
+            let mut found = manifests::ids_among(c, repository_id, digests.clone()).await?;
+            // Before referencing them: hold the children's GC review rows (in id order, so
+            // two index pushes cannot deadlock), then look again; a child a GC worker
+            // deleted meanwhile is missing now.
+            let mut ids: Vec<i64> = found.iter().map(|(_, id)| *id).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            for id in &ids {
+                gc_review::lock_manifest_review(c, repository_id, *id).await?;
+            }
+            if !ids.is_empty() {
+                found = manifests::ids_among(c, repository_id, digests.clone()).await?;
+            }
             if let Some(missing) = digests
                 .iter()
                 .find(|d| !found.iter().any(|(fd, _)| fd == *d))
@@ -277,6 +309,7 @@ async fn delete_tag_once(
 ) -> Result<()> {
     let now = chrono::Utc::now();
     let txn = state.db.begin_write().await?;
+    // Locks the manifest's GC review row before untagging (see the function).
     tags::delete_and_queue(&txn, repository_id, tag, state.review_after(now), now)
         .await?
         .ok_or_else(|| {
@@ -315,6 +348,8 @@ async fn delete_once(
     let m = manifests::find_by_digest(&txn, repository_id, &digest.to_string())
         .await?
         .ok_or_else(|| RegistryError::new(ErrorCode::ManifestUnknown))?;
+    // Review row before manifest row, the order a GC worker takes them in.
+    gc_review::lock_manifest_review(&txn, repository_id, m.id).await?;
     if !immutable.is_empty() {
         manifests::lock(&txn, m.id).await?;
         for t in tags::for_manifest(&txn, m.id).await? {

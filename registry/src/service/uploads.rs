@@ -102,8 +102,16 @@ pub async fn put_small(
             );
         }
         metrics::counter!("berth_registry_upload_bytes_total").increment(len);
-        state.store.put_blob(digest, bytes).await?;
-        record_blob(state, repository_id, digest, len as i64, upload).await
+        state.store.put_blob(digest, bytes.clone()).await?;
+        record_blob(
+            state,
+            repository_id,
+            digest,
+            len as i64,
+            upload,
+            Some(&bytes),
+        )
+        .await
     }
     .await;
     if let (Err(_), Some(id)) = (&result, upload) {
@@ -176,20 +184,32 @@ pub async fn finish(
     // Bytes first, then the row: a crash between the two leaves an orphan file (found by
     // `berth-gc check`), never a row whose bytes are missing.
     state.store.commit_upload(id, digest).await?;
-    record_blob(state, repository_id, digest, size as i64, Some(id)).await?;
+    record_blob(state, repository_id, digest, size as i64, Some(id), None).await?;
     Ok(size)
 }
 
 /// Insert the blob, link it to the repository, queue its GC review and end the upload
-/// session, all in one transaction.
+/// session, all in one transaction. The bytes must already be in the store; `bytes` is a
+/// copy to write them again with if the GC deleted them meanwhile.
+///
+/// Race with the GC blob worker (argued in full in berth-gc's `worker` module): the review
+/// row is upserted first, which waits for a worker reviewing this digest (it holds the
+/// row while it deletes the blob's row and bytes). Only then are the bytes checked: gone
+/// means a worker deleted them after this upload committed them, so they are written
+/// again from `bytes`, or, without a copy, the push fails (`BLOB_UNKNOWN`) for the client
+/// to retry. No blob row is ever committed without its bytes.
 pub async fn record_blob(
     state: &AppState,
     repository_id: i64,
     digest: &Digest,
     size: i64,
     upload: Option<&str>,
+    bytes: Option<&bytes::Bytes>,
 ) -> Result<()> {
-    super::retry::on_conflict(|| record_blob_once(state, repository_id, digest, size, upload)).await
+    super::retry::on_conflict(|| {
+        record_blob_once(state, repository_id, digest, size, upload, bytes)
+    })
+    .await
 }
 
 async fn record_blob_once(
@@ -198,12 +218,11 @@ async fn record_blob_once(
     digest: &Digest,
     size: i64,
     upload: Option<&str>,
+    bytes: Option<&bytes::Bytes>,
 ) -> Result<()> {
     let now = chrono::Utc::now();
     let d = digest.to_string();
     let txn = state.db.begin_write().await?;
-    blobs::insert(&txn, &d, size, now).await?;
-    blobs::link(&txn, repository_id, &d, now).await?;
     gc::enqueue_blob(
         &txn,
         &d,
@@ -212,6 +231,20 @@ async fn record_blob_once(
         now,
     )
     .await?;
+    if state.store.stat(digest).await?.is_none() {
+        let Some(bytes) = bytes else {
+            metrics::counter!("berth_registry_blob_gc_races_total", "outcome" => "retry")
+                .increment(1);
+            return Err(RegistryError::new(ErrorCode::BlobUnknown).message(format!(
+                "blob {digest} was garbage-collected while it was being stored; push it again"
+            )));
+        };
+        metrics::counter!("berth_registry_blob_gc_races_total", "outcome" => "rewritten")
+            .increment(1);
+        state.store.put_blob(digest, bytes.clone()).await?;
+    }
+    blobs::insert(&txn, &d, size, now).await?;
+    blobs::link(&txn, repository_id, &d, now).await?;
     if let Some(id) = upload {
         uploads::delete(&txn, id).await?;
     }

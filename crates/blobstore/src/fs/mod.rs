@@ -158,6 +158,15 @@ impl BlobStore for FsBlobStore {
             .map_err(join_error)??)
     }
 
+    async fn modified(&self, digest: &Digest) -> Result<Option<SystemTime>> {
+        match tokio::fs::metadata(self.blob_path(digest)).await {
+            Ok(m) if m.is_file() => Ok(Some(m.modified()?)),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn create_upload(&self, id: &str) -> Result<()> {
         let path = self.upload_path(id)?;
         // `create_new`: ids are random, so an existing file means a caller bug, and

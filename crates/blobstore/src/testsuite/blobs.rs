@@ -81,3 +81,19 @@ pub async fn list_returns_committed(store: &dyn BlobStore) {
     assert!(listed.contains(&a), "{a} missing from list");
     assert!(listed.contains(&b), "{b} missing from list");
 }
+
+/// `modified` is `None` for an absent blob and a recent time for a blob just committed.
+pub async fn modified_of_committed(store: &dyn BlobStore) {
+    let absent = Digest::sha256(&random_content(32));
+    assert_eq!(store.modified(&absent).await.expect("modified"), None);
+    let digest = put(store, &random_content(100), 100).await;
+    let at = store
+        .modified(&digest)
+        .await
+        .expect("modified")
+        .expect("present");
+    let age = std::time::SystemTime::now()
+        .duration_since(at)
+        .unwrap_or_default();
+    assert!(age < std::time::Duration::from_secs(600), "age {age:?}");
+}

@@ -19,8 +19,8 @@ use tokio::io::AsyncReadExt;
 use crate::{BlobBody, BlobStore, ByteStream};
 
 pub use blobs::{
-    delete_is_idempotent, list_returns_committed, open_absent_is_not_found, range_reads,
-    stat_absent_is_none,
+    delete_is_idempotent, list_returns_committed, modified_of_committed, open_absent_is_not_found,
+    range_reads, stat_absent_is_none,
 };
 pub use uploads::{
     commit_existing_dedupes, concurrent_same_content, failing_stream_changes_nothing,
@@ -45,6 +45,7 @@ pub async fn run_all(store: Arc<dyn BlobStore>) {
     invalid_ids_rejected(s).await;
     concurrent_same_content(store.clone()).await;
     list_returns_committed(s).await;
+    modified_of_committed(s).await;
     read_upload_returns_bytes(s).await;
     missing_upload_errors(s).await;
     put_blob_round_trip(s).await;

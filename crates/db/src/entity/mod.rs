@@ -3,6 +3,7 @@
 pub mod blobs;
 pub mod ci_jobs;
 pub mod container_expiration_policies;
+pub mod container_repository_cleanups;
 pub mod deploy_tokens;
 pub mod gc_blob_review_queue;
 pub mod gc_manifest_review_queue;

@@ -1,0 +1,144 @@
+//! `berth-gc run`: connect, serve `/-/health`, `/-/ready` and `/metrics`, run the online-GC
+//! workers (and the cleanup scheduler) until SIGINT/SIGTERM, then let every worker finish
+//! the review it is in before exiting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use berth_blobstore::BlobStore;
+use berth_db::Db;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::worker::{self, Settings, agent::Pace};
+
+/// Run until a shutdown signal.
+pub async fn run(cfg: crate::Config, migrate: bool) -> anyhow::Result<()> {
+    run_until(cfg, migrate, berth_server::shutdown_signal()).await
+}
+
+/// Run until `shutdown` resolves (tests pass their own).
+pub async fn run_until(
+    cfg: crate::Config,
+    migrate: bool,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let db = berth_db::connect(&cfg.database_url)
+        .await
+        .context("connecting to the database")?;
+    if migrate {
+        berth_db::migrate(&db).await.context("migrating")?;
+    }
+    let store = berth_blobstore::open_store(&cfg.storage_url).await?;
+    let settings = Settings {
+        review_delay: berth_server::parse_duration(&cfg.gc_review_delay)
+            .context("BERTH_GC_REVIEW_DELAY")?,
+        storage_timeout: berth_server::parse_duration(&cfg.gc_storage_timeout)
+            .context("BERTH_GC_STORAGE_TIMEOUT")?,
+    };
+    let pace = Pace {
+        interval: berth_server::parse_duration(&cfg.gc_interval).context("BERTH_GC_INTERVAL")?,
+        max_backoff: berth_server::parse_duration(&cfg.gc_max_backoff)
+            .context("BERTH_GC_MAX_BACKOFF")?,
+    };
+    anyhow::ensure!(
+        !pace.interval.is_zero(),
+        "BERTH_GC_INTERVAL must be greater than zero"
+    );
+    let gauges_every = berth_server::parse_duration(&cfg.gc_queue_metrics_interval)
+        .context("BERTH_GC_QUEUE_METRICS_INTERVAL")?
+        .max(Duration::from_millis(100));
+    let listener = tokio::net::TcpListener::bind(&cfg.gc_addr)
+        .await
+        .with_context(|| format!("binding {}", cfg.gc_addr))?;
+
+    let (stop_tx, stop) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for _ in 0..cfg.gc_blob_workers {
+        let (db, store, settings) = (db.clone(), store.clone(), settings.clone());
+        tasks.spawn(worker::agent::run("blob", pace, stop.clone(), move || {
+            let (db, store, settings) = (db.clone(), store.clone(), settings.clone());
+            async move { worker::blob::run_once(&db, &store, &settings, chrono::Utc::now()).await }
+        }));
+    }
+    for _ in 0..cfg.gc_manifest_workers {
+        let (db, settings) = (db.clone(), settings.clone());
+        tasks.spawn(worker::agent::run(
+            "manifest",
+            pace,
+            stop.clone(),
+            move || {
+                let (db, settings) = (db.clone(), settings.clone());
+                async move { worker::manifest::run_once(&db, &settings, chrono::Utc::now()).await }
+            },
+        ));
+    }
+    tasks.spawn(queue_gauges(db.clone(), gauges_every, stop.clone()));
+    // The cleanup-policy scheduler (crate::cleanup), stopping when `stop` turns true.
+    tasks.spawn(crate::cleanup::scheduler(
+        cfg.clone(),
+        db.clone(),
+        stop.clone(),
+    ));
+    tracing::info!(
+        addr = %cfg.gc_addr,
+        blob_workers = cfg.gc_blob_workers,
+        manifest_workers = cfg.gc_manifest_workers,
+        "berth-gc running"
+    );
+
+    let app = berth_server::health_routes(ready_check(db.clone(), store.clone()));
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    tracing::info!("berth-gc stopped");
+    served.context("serving health endpoints")
+}
+
+/// `/-/ready`: the database answers and the store can be listed from.
+fn ready_check(
+    db: Db,
+    store: Arc<dyn BlobStore>,
+) -> impl Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>
++ Clone
++ Send
++ Sync
++ 'static {
+    move || {
+        let (db, store) = (db.clone(), store.clone());
+        Box::pin(async move {
+            db.ping().await.map_err(|e| format!("database: {e}"))?;
+            let probe: berth_core::Digest = berth_core::Digest::sha256(b"");
+            store
+                .stat(&probe)
+                .await
+                .map_err(|e| format!("store: {e}"))?;
+            Ok(())
+        })
+    }
+}
+
+/// Refresh `berth_gc_queue_rows{queue}` and `berth_gc_queue_overdue_rows{queue}` every
+/// `every` (four `COUNT` queries on the read pool).
+async fn queue_gauges(db: Db, every: Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        match berth_db::gc_review::queue_depths(&db.read, chrono::Utc::now()).await {
+            Ok((blobs, blobs_due, manifests, manifests_due)) => {
+                metrics::gauge!("berth_gc_queue_rows", "queue" => "blob").set(blobs as f64);
+                metrics::gauge!("berth_gc_queue_overdue_rows", "queue" => "blob")
+                    .set(blobs_due as f64);
+                metrics::gauge!("berth_gc_queue_rows", "queue" => "manifest").set(manifests as f64);
+                metrics::gauge!("berth_gc_queue_overdue_rows", "queue" => "manifest")
+                    .set(manifests_due as f64);
+            }
+            Err(e) => tracing::warn!(error = %e, "counting queue rows failed"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+    }
+}
