@@ -97,41 +97,136 @@ pub(crate) async fn push_blob(
         .expect("push blob")
 }
 
-/// Push config (seeded) and layers, then the manifest as `reference` (a tag, or its own
-/// digest when `None`); returns the manifest digest.
-async fn push(
-    stack: &Stack,
-    base: &str,
-    jwt: &str,
-    seed: &str,
-    layers: &[&[u8]],
-    tag: Option<&str>,
-) -> String {
-    let config = format!("{{\"seed\":\"{seed}\"}}").into_bytes();
-    let r = push_blob(&stack.http, base, jwt, &config).await;
-    assert_eq!(r.status(), StatusCode::CREATED);
-    let c = Digest::sha256(&config);
-    let mut refs = Vec::new();
-    for l in layers {
-        let r = push_blob(&stack.http, base, jwt, l).await;
-        assert_eq!(r.status(), StatusCode::CREATED);
-        refs.push((Digest::sha256(l), l.len()));
+/// The config and layer digests a manifest names.
+fn manifest_blobs(manifest: &[u8]) -> BTreeSet<String> {
+    let m: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    let mut out = BTreeSet::from([m["config"]["digest"].as_str().unwrap().to_owned()]);
+    for l in m["layers"].as_array().unwrap() {
+        out.insert(l["digest"].as_str().unwrap().to_owned());
     }
-    let layer_refs: Vec<(&Digest, usize)> = refs.iter().map(|(d, s)| (d, *s)).collect();
-    let manifest = crate::support::image_manifest((&c, config.len()), &layer_refs, json!({}));
-    let digest = Digest::sha256(&manifest).to_string();
-    let reference = tag.map(str::to_owned).unwrap_or_else(|| digest.clone());
+    out
+}
+
+/// The layer digests of a manifest, in order.
+fn manifest_layers(manifest: &[u8]) -> Vec<String> {
+    let m: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    m["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `podman build` of `local` from the shared context: FROM scratch, the shared base file
+/// first (the same layer for every image), then the image's own file.
+fn build(c: &crate::podman::Clients, ctx: &Path, local: &str, own: &str) {
+    let file = ctx.join(format!("Containerfile.{own}"));
+    std::fs::write(ctx.join(format!("{own}.txt")), format!("layer {own}\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("FROM scratch\nCOPY base.txt /base.txt\nCOPY {own}.txt /own.txt\n"),
+    )
+    .unwrap();
+    c.podman(&[
+        "build",
+        "--quiet",
+        "-f",
+        &file.display().to_string(),
+        "-t",
+        local,
+        &ctx.display().to_string(),
+    ])
+    .unwrap_or_else(|e| panic!("podman build {local}: {e}"));
+}
+
+/// `podman push` of `local` to `host/<dest>` (a tag); the digest podman reports.
+fn podman_push(c: &crate::podman::Clients, local: &str, dest: &str) -> String {
+    let digestfile = c.dir.path().join("digest");
+    let _ = std::fs::remove_file(&digestfile);
+    c.podman(&[
+        "push",
+        "--tls-verify=false",
+        "--authfile",
+        &c.authfile(),
+        "--digestfile",
+        &digestfile.display().to_string(),
+        local,
+        &format!("docker://{}", c.image(dest)),
+    ])
+    .unwrap_or_else(|e| panic!("podman push {dest}: {e}"));
+    let digest = std::fs::read_to_string(&digestfile)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    digest
+}
+
+/// The manifest `digest` from `base`, checked against the digest (so it is the manifest
+/// podman pushed, not merely Berth's answer).
+async fn fetch_manifest(stack: &Stack, base: &str, jwt: &str, digest: &str) -> Vec<u8> {
     let r = stack
         .http
-        .put(format!("{base}/manifests/{reference}"))
+        .get(format!("{base}/manifests/{digest}"))
+        .bearer_auth(jwt)
+        .header("accept", MANIFEST_TYPE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{base} {digest}");
+    let bytes = r.bytes().await.unwrap().to_vec();
+    assert_eq!(Digest::sha256(&bytes).to_string(), digest, "{base}");
+    bytes
+}
+
+/// `podman push` of `local` into an OCI layout (gzip layers, as to a registry), then its
+/// blobs and manifest over HTTP into `base` by digest only, untagged; the manifest bytes.
+async fn push_untagged(
+    stack: &Stack,
+    c: &crate::podman::Clients,
+    base: &str,
+    jwt: &str,
+    local: &str,
+) -> Vec<u8> {
+    let layout = c
+        .dir
+        .path()
+        .join(format!("layout-{}", local.replace([':', '/'], "-")));
+    c.podman(&[
+        "push",
+        "--compress",
+        local,
+        &format!("oci:{}:x", layout.display()),
+    ])
+    .unwrap_or_else(|e| panic!("podman push {local} to a layout: {e}"));
+    let blob = |d: &str| {
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(d.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = blob(index["manifests"][0]["digest"].as_str().unwrap());
+    for d in manifest_blobs(&manifest) {
+        let r = push_blob(&stack.http, base, jwt, &blob(&d)).await;
+        assert_eq!(r.status(), StatusCode::CREATED, "{d}");
+    }
+    let digest = Digest::sha256(&manifest).to_string();
+    let r = stack
+        .http
+        .put(format!("{base}/manifests/{digest}"))
         .bearer_auth(jwt)
         .header("content-type", MANIFEST_TYPE)
-        .body(manifest)
+        .body(manifest.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{:?}", r.text().await);
-    digest
+    manifest
 }
 
 /// GET `reference` and every blob it names, verifying each digest; returns the blob
@@ -193,6 +288,7 @@ async fn queues_empty(db: &berth_db::Db) -> bool {
 }
 
 async fn collects_exactly_the_unreferenced(stack: Stack) {
+    let began = Instant::now();
     let gc = stack
         .start_gc(&[
             FAST_GC[0],
@@ -219,41 +315,44 @@ async fn collects_exactly_the_unreferenced(stack: Stack) {
         format!("{}/v2/{one}", stack.registry.url),
         format!("{}/v2/{two}", stack.registry.url),
     );
-    let base_layer: &[u8] = b"shared base layer";
-    // Three tagged images sharing the base layer, in two repositories.
-    let m1 = push(
-        &stack,
-        &a,
-        &jwt,
-        "one",
-        &[base_layer, b"layer one"],
-        Some("one"),
-    )
-    .await;
-    let m2 = push(
-        &stack,
-        &a,
-        &jwt,
-        "two",
-        &[base_layer, b"layer two"],
-        Some("two"),
-    )
-    .await;
-    let m3 = push(
-        &stack,
-        &b,
-        &jwt,
-        "three",
-        &[base_layer, b"layer three"],
-        Some("three"),
-    )
-    .await;
+
+    // Five real images built by podman FROM scratch, each a shared base layer (the same
+    // first COPY) and a layer of its own.
+    let c = crate::podman::Clients::new(&stack);
+    c.login("root", &stack.root_token)
+        .unwrap_or_else(|e| panic!("podman login: {e}"));
+    let ctx = c.dir.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("base.txt"), "shared base layer\n").unwrap();
+    for own in ["one", "two", "three", "four", "five"] {
+        build(&c, &ctx, &format!("localhost/gc/{own}:latest"), own);
+    }
+    let local = |own: &str| format!("localhost/gc/{own}:latest");
+    // Three tagged images in two repositories, pushed by podman.
+    let d1 = podman_push(&c, &local("one"), &format!("{one}:one"));
+    let d2 = podman_push(&c, &local("two"), &format!("{one}:two"));
+    let d3 = podman_push(&c, &local("three"), &format!("{two}:three"));
+    let m1 = fetch_manifest(&stack, &a, &jwt, &d1).await;
+    let m2 = fetch_manifest(&stack, &a, &jwt, &d2).await;
+    let m3 = fetch_manifest(&stack, &b, &jwt, &d3).await;
     // An untagged manifest left behind, and one pushed by digest then deleted.
-    let m4 = push(&stack, &a, &jwt, "four", &[base_layer, b"layer four"], None).await;
-    let m5 = push(&stack, &b, &jwt, "five", &[base_layer, b"layer five"], None).await;
+    let m4 = push_untagged(&stack, &c, &a, &jwt, &local("four")).await;
+    let m5 = push_untagged(&stack, &c, &b, &jwt, &local("five")).await;
+    let (d4, d5) = (
+        Digest::sha256(&m4).to_string(),
+        Digest::sha256(&m5).to_string(),
+    );
+    // The base layer is one blob, shared by all three tagged images (and the untagged ones).
+    let base_layer = manifest_layers(&m1)[0].clone();
+    for (m, what) in [(&m2, "two"), (&m3, "three"), (&m4, "four"), (&m5, "five")] {
+        let layers = manifest_layers(m);
+        assert_eq!(layers.len(), 2, "{what}: {layers:?}");
+        assert_eq!(layers[0], base_layer, "{what} shares the base layer");
+    }
+    let pushed_at = began.elapsed();
     for (url, what) in [
         (format!("{a}/manifests/two"), "tag two"),
-        (format!("{b}/manifests/{m5}"), "manifest five"),
+        (format!("{b}/manifests/{d5}"), "manifest five"),
     ] {
         let r = stack
             .http
@@ -264,19 +363,22 @@ async fn collects_exactly_the_unreferenced(stack: Stack) {
             .unwrap();
         assert_eq!(r.status(), StatusCode::ACCEPTED, "delete {what}");
     }
-    let sha = |b: &[u8]| Digest::sha256(b).to_string();
-    let seed = |s: &str| sha(format!("{{\"seed\":\"{s}\"}}").as_bytes());
-    let kept: BTreeSet<String> = [
-        sha(base_layer),
-        seed("one"),
-        sha(b"layer one"),
-        seed("three"),
-        sha(b"layer three"),
-    ]
-    .into_iter()
-    .collect();
+    // What must stay and go, from the manifests themselves: what "one" and "three" name
+    // stays; everything else the five named goes.
+    let kept: BTreeSet<String> = manifest_blobs(&m1)
+        .union(&manifest_blobs(&m3))
+        .cloned()
+        .collect();
+    let all: BTreeSet<String> = [&m1, &m2, &m3, &m4, &m5]
+        .iter()
+        .flat_map(|m| manifest_blobs(m))
+        .collect();
+    // base, five configs, five own layers.
+    assert_eq!(all.len(), 11, "{all:?}");
+    assert_eq!(kept.len(), 5, "{kept:?}");
+    let gone: BTreeSet<String> = all.difference(&kept).cloned().collect();
     let all_pushed = store_digests(stack.store_path());
-    assert_eq!(all_pushed.len(), 11, "{all_pushed:?}");
+    assert_eq!(all_pushed, all, "store files before GC");
 
     let db = berth_db::connect(&stack.db.url).await.unwrap();
     let started = Instant::now();
@@ -305,6 +407,7 @@ async fn collects_exactly_the_unreferenced(stack: Stack) {
         .collect();
     assert_eq!(rows, kept, "blob rows");
     assert_eq!(store_digests(stack.store_path()), kept, "store files");
+    assert!(rows.is_disjoint(&gone));
     let ms: BTreeSet<String> = manifests::Entity::find()
         .order_by_asc(manifests::Column::Id)
         .all(&db.read)
@@ -315,39 +418,43 @@ async fn collects_exactly_the_unreferenced(stack: Stack) {
         .collect();
     assert_eq!(
         ms,
-        BTreeSet::from([m1.clone(), m3.clone()]),
+        BTreeSet::from([d1.clone(), d3.clone()]),
         "manifest rows"
     );
-    assert!(!ms.contains(&m2) && !ms.contains(&m4));
+    assert!(!ms.contains(&d2) && !ms.contains(&d4) && !ms.contains(&d5));
     assert!(queues_empty(&db).await);
 
-    // Everything tagged pulls and verifies.
+    // Everything tagged pulls and verifies, over HTTP ...
     let mut pulled = BTreeSet::new();
     pulled.extend(pull_verified(&stack.http, &a, &jwt, "one").await);
     pulled.extend(pull_verified(&stack.http, &b, &jwt, "three").await);
     assert_eq!(pulled, kept);
-    // And with a real client: skopeo copies each tagged image out, verifying every digest.
-    if crate::podman::clients_available() {
-        let clients = crate::podman::Clients::new(&stack);
-        for (i, image) in [format!("{one}:one"), format!("{two}:three")]
-            .iter()
-            .enumerate()
-        {
-            let dest = clients.dir.path().join(format!("out{i}"));
-            clients
-                .skopeo(&[
-                    "copy",
-                    "--src-tls-verify=false",
-                    "--src-creds",
-                    &format!("root:{}", stack.root_token),
-                    &format!("docker://{}", clients.image(image)),
-                    &format!("oci:{}:x", dest.display()),
-                ])
-                .unwrap_or_else(|e| panic!("skopeo copy {image}: {e}"));
-        }
+    // ... and with podman, from empty local storage (podman verifies every blob's digest).
+    c.podman(&["rmi", "-a", "-f"])
+        .unwrap_or_else(|e| panic!("podman rmi: {e}"));
+    for (reference, digest) in [(format!("{one}:one"), &d1), (format!("{two}:three"), &d3)] {
+        let image = c.image(&reference);
+        c.podman(&[
+            "pull",
+            "--quiet",
+            "--tls-verify=false",
+            "--authfile",
+            &c.authfile(),
+            &image,
+        ])
+        .unwrap_or_else(|e| panic!("podman pull {image}: {e}"));
+        let got = c
+            .podman(&["image", "inspect", "--format", "{{.Digest}}", &image])
+            .unwrap();
+        assert_eq!(got.trim(), digest, "podman pulls what it pushed: {image}");
     }
     // What went is gone from the API too.
-    for (base, reference) in [(&a, "two"), (&a, m4.as_str()), (&a, m2.as_str())] {
+    for (base, reference) in [
+        (&a, "two"),
+        (&a, d4.as_str()),
+        (&a, d2.as_str()),
+        (&b, d5.as_str()),
+    ] {
         let r = stack
             .http
             .get(format!("{base}/manifests/{reference}"))
@@ -358,16 +465,18 @@ async fn collects_exactly_the_unreferenced(stack: Stack) {
             .unwrap();
         assert_eq!(r.status(), StatusCode::NOT_FOUND, "{reference}");
     }
-    // Two manifests deleted (two, four), six blobs (the configs and own layers of two, four
-    // and five); every other review kept what it looked at.
+    // Two manifests deleted by GC (two, four; five went through the API), six blobs (the
+    // configs and own layers of two, four and five); every other review kept what it
+    // looked at.
     assert_eq!(
         runs(&gc.url, &["worker=\"manifest\"", "result=\"dangling\""]).await,
         2
     );
     assert_eq!(
         runs(&gc.url, &["worker=\"blob\"", "result=\"dangling\""]).await,
-        6
+        gone.len() as u64
     );
+    assert_eq!(gone.len(), 6);
     assert_eq!(runs(&gc.url, &["result=\"error\""]).await, 0);
     // And the offline check finds nothing wrong (non-zero exit while a problem remains).
     let check = std::process::Command::new(crate::support::binary("berth-gc"))
@@ -388,7 +497,12 @@ async fn collects_exactly_the_unreferenced(stack: Stack) {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
-    eprintln!("acceptance 1: collected 2 manifests and 6 blobs {took:?} after the last write");
+    eprintln!(
+        "acceptance 1: podman built and pushed in {pushed_at:?}; collected 2 manifests and \
+         {} blobs {took:?} after the last write; {:?} in all",
+        gone.len(),
+        began.elapsed()
+    );
 }
 
 mod collects_exactly_the_unreferenced {
@@ -396,6 +510,9 @@ mod collects_exactly_the_unreferenced {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
+        if !crate::podman::clients_available() {
+            return;
+        }
         if let Some(s) = Stack::start_with(berth_test_support::Backend::Sqlite, options("2s")).await
         {
             collects_exactly_the_unreferenced(s).await;
@@ -404,6 +521,9 @@ mod collects_exactly_the_unreferenced {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
+        if !crate::podman::clients_available() {
+            return;
+        }
         if let Some(s) =
             Stack::start_with(berth_test_support::Backend::Postgres, options("2s")).await
         {
