@@ -207,23 +207,37 @@ pub enum QueueFilter {
     FailedAtLeast(i32),
 }
 
+/// The number of review rows of queue `E` matching `filter` and the first `sample` of them
+/// by `review_after`.
+async fn queue_rows<E: EntityTrait>(
+    c: &impl ConnectionTrait,
+    review_after: E::Column,
+    review_count: E::Column,
+    filter: QueueFilter,
+    sample: u64,
+) -> Result<(u64, Vec<E::Model>), DbErr>
+where
+    E::Model: Sync,
+{
+    let cond = match filter {
+        QueueFilter::DueBefore(t) => review_after.lt(t),
+        QueueFilter::FailedAtLeast(n) => review_count.gte(n),
+    };
+    let q = E::find().filter(cond);
+    let count = q.clone().count(c).await?;
+    let rows = q.order_by_asc(review_after).limit(sample).all(c).await?;
+    Ok((count, rows))
+}
+
 /// Blob review rows matching `filter`.
 pub async fn blob_queue_rows(
     c: &impl ConnectionTrait,
     filter: QueueFilter,
     sample: u64,
 ) -> Result<QueueRows, DbErr> {
-    let cond = match filter {
-        QueueFilter::DueBefore(t) => blob_q::Column::ReviewAfter.lt(t),
-        QueueFilter::FailedAtLeast(n) => blob_q::Column::ReviewCount.gte(n),
-    };
-    let q = blob_q::Entity::find().filter(cond);
-    let count = q.clone().count(c).await?;
-    let rows = q
-        .order_by_asc(blob_q::Column::ReviewAfter)
-        .limit(sample)
-        .all(c)
-        .await?;
+    use blob_q::Column as Q;
+    let (count, rows) =
+        queue_rows::<blob_q::Entity>(c, Q::ReviewAfter, Q::ReviewCount, filter, sample).await?;
     Ok(QueueRows {
         count,
         sample: rows
@@ -239,17 +253,9 @@ pub async fn manifest_queue_rows(
     filter: QueueFilter,
     sample: u64,
 ) -> Result<QueueRows, DbErr> {
-    let cond = match filter {
-        QueueFilter::DueBefore(t) => manifest_q::Column::ReviewAfter.lt(t),
-        QueueFilter::FailedAtLeast(n) => manifest_q::Column::ReviewCount.gte(n),
-    };
-    let q = manifest_q::Entity::find().filter(cond);
-    let count = q.clone().count(c).await?;
-    let rows = q
-        .order_by_asc(manifest_q::Column::ReviewAfter)
-        .limit(sample)
-        .all(c)
-        .await?;
+    use manifest_q::Column as Q;
+    let (count, rows) =
+        queue_rows::<manifest_q::Entity>(c, Q::ReviewAfter, Q::ReviewCount, filter, sample).await?;
     Ok(QueueRows {
         count,
         sample: rows

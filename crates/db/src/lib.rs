@@ -11,6 +11,7 @@ pub mod expiration_policies;
 pub mod gc;
 pub mod gc_review;
 pub mod jobs;
+mod lease;
 pub mod manifests;
 pub mod members;
 pub mod namespaces;

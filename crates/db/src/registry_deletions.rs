@@ -19,6 +19,7 @@ use sea_orm::{
 use crate::entity::registry_deletions::{self, Column, Entity, Model};
 use crate::entity::{manifest_references, manifests, repository_blobs, tags};
 use crate::gc::{self, Event};
+use crate::lease::Lease;
 
 /// Kind: delete the whole repository.
 pub const KIND_REPOSITORY: &str = "repository";
@@ -174,7 +175,7 @@ async fn due(c: &impl ConnectionTrait, now: DateTime<Utc>, n: u64) -> Result<Vec
         .select_only()
         .column(Column::Id)
         .filter(Column::Status.is_in([SCHEDULED, RUNNING]))
-        .filter(lease_free(now))
+        .filter(LEASE.free(now))
         .filter(Expr::exists(blocked).not())
         .order_by_asc(Column::Id)
         .limit(n)
@@ -183,11 +184,15 @@ async fn due(c: &impl ConnectionTrait, now: DateTime<Utc>, n: u64) -> Result<Vec
         .await
 }
 
-fn lease_free(now: DateTime<Utc>) -> Condition {
-    Condition::any()
-        .add(Column::LeaseUntil.is_null())
-        .add(Column::LeaseUntil.lt(now))
-}
+/// Where a deletion request keeps its lease.
+const LEASE: Lease<Entity> = Lease {
+    key: Column::Id,
+    status: Column::Status,
+    held: RUNNING,
+    owner: Column::LeaseOwner,
+    until: Column::LeaseUntil,
+    count: Column::DeletedCount,
+};
 
 /// Is any request due? A read, so idle workers poll without taking SQLite's write lock.
 pub async fn any_due(c: &impl ConnectionTrait, now: DateTime<Utc>) -> Result<bool, DbErr> {
@@ -206,25 +211,21 @@ pub async fn claim(
     now: DateTime<Utc>,
 ) -> Result<Option<Model>, DbErr> {
     let candidates = due(c, now, 8).await?;
-    for id in candidates {
-        let res = Entity::update_many()
-            .col_expr(Column::Status, Expr::value(RUNNING))
-            .col_expr(Column::LeaseOwner, Expr::value(owner))
-            .col_expr(Column::LeaseUntil, Expr::value(lease_until))
-            .col_expr(
+    let claimable = Condition::all()
+        .add(Column::Status.is_in([SCHEDULED, RUNNING]))
+        .add(LEASE.free(now));
+    let won = LEASE
+        .claim(c, candidates, owner, lease_until, claimable, |q| {
+            q.col_expr(
                 Column::StartedAt,
                 Func::coalesce([Expr::col(Column::StartedAt).into(), Expr::value(now)]).into(),
             )
-            .filter(Column::Id.eq(id))
-            .filter(Column::Status.is_in([SCHEDULED, RUNNING]))
-            .filter(lease_free(now))
-            .exec(c)
-            .await?;
-        if res.rows_affected == 1 {
-            return find(c, id).await;
-        }
+        })
+        .await?;
+    match won {
+        Some(id) => find(c, id).await,
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// Inside a run's transaction: extend `owner`'s lease on request `id` and add `deleted` to
@@ -236,18 +237,7 @@ pub async fn renew(
     deleted: u64,
     lease_until: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let res = Entity::update_many()
-        .col_expr(Column::LeaseUntil, Expr::value(lease_until))
-        .col_expr(
-            Column::DeletedCount,
-            Expr::col(Column::DeletedCount).add(i64::try_from(deleted).unwrap_or(i64::MAX)),
-        )
-        .filter(Column::Id.eq(id))
-        .filter(Column::LeaseOwner.eq(owner))
-        .filter(Column::Status.eq(RUNNING))
-        .exec(c)
-        .await?;
-    Ok(res.rows_affected == 1)
+    LEASE.renew(c, id, owner, deleted, lease_until).await
 }
 
 /// Inside a run's transaction: end request `id` as `status` (`done` or `failed`, with
@@ -268,9 +258,7 @@ pub async fn finish(
             Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .filter(Column::Id.eq(id))
-        .filter(Column::LeaseOwner.eq(owner))
-        .filter(Column::Status.eq(RUNNING))
+        .filter(LEASE.held_by(id, owner))
         .exec(c)
         .await?;
     Ok(res.rows_affected == 1)
@@ -284,9 +272,7 @@ pub async fn release(c: &impl ConnectionTrait, id: i64, owner: &str) -> Result<(
             Column::LeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .filter(Column::Id.eq(id))
-        .filter(Column::LeaseOwner.eq(owner))
-        .filter(Column::Status.eq(RUNNING))
+        .filter(LEASE.held_by(id, owner))
         .exec(c)
         .await?;
     Ok(())

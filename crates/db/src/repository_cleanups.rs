@@ -25,6 +25,7 @@ use sea_orm::{
 use crate::entity::container_expiration_policies as policies;
 use crate::entity::container_repository_cleanups::{self as cleanups, Column, Entity, Model};
 use crate::entity::{projects, repositories};
+use crate::lease::Lease;
 use crate::registry_read;
 
 /// No run pending (also what a repository without a row reads as).
@@ -135,7 +136,7 @@ pub async fn schedule(
             .filter(
                 Condition::any()
                     .add(Column::ExpirationPolicyCleanupStatus.ne(ONGOING))
-                    .add(lease_free(now)),
+                    .add(LEASE.free(now)),
             )
             .exec(c)
             .await?;
@@ -144,16 +145,20 @@ pub async fn schedule(
     Ok(scheduled)
 }
 
-fn lease_free(now: DateTime<Utc>) -> Condition {
-    Condition::any()
-        .add(Column::LeaseUntil.is_null())
-        .add(Column::LeaseUntil.lt(now))
-}
+/// Where a cleanup run keeps its lease.
+const LEASE: Lease<Entity> = Lease {
+    key: Column::RepositoryId,
+    status: Column::ExpirationPolicyCleanupStatus,
+    held: ONGOING,
+    owner: Column::LeaseOwner,
+    until: Column::LeaseUntil,
+    count: Column::RunDeletedTagsCount,
+};
 
 fn claimable(now: DateTime<Utc>) -> Condition {
     Condition::all()
         .add(Column::ExpirationPolicyCleanupStatus.is_in([SCHEDULED, UNFINISHED, ONGOING]))
-        .add(lease_free(now))
+        .add(LEASE.free(now))
 }
 
 /// Is any repository waiting for a worker? A read, so idle workers poll without taking
@@ -192,21 +197,16 @@ pub async fn claim(
     }
     let mut candidates = q.order_by_asc(Column::UpdatedAt).limit(16).all(c).await?;
     candidates.sort_by_key(|m| m.expiration_policy_cleanup_status != SCHEDULED);
-    for m in candidates {
-        let res = Entity::update_many()
-            .col_expr(Column::ExpirationPolicyCleanupStatus, Expr::value(ONGOING))
-            .col_expr(Column::LeaseOwner, Expr::value(owner))
-            .col_expr(Column::LeaseUntil, Expr::value(lease_until))
-            .col_expr(Column::UpdatedAt, Expr::value(now))
-            .filter(Column::RepositoryId.eq(m.repository_id))
-            .filter(claimable(now))
-            .exec(c)
-            .await?;
-        if res.rows_affected == 1 {
-            return find(c, m.repository_id).await;
-        }
+    let candidates = candidates.into_iter().map(|m| m.repository_id);
+    let won = LEASE
+        .claim(c, candidates, owner, lease_until, claimable(now), |q| {
+            q.col_expr(Column::UpdatedAt, Expr::value(now))
+        })
+        .await?;
+    match won {
+        Some(repository_id) => find(c, repository_id).await,
+        None => Ok(None),
     }
-    Ok(None)
 }
 
 /// Inside a batch's transaction: extend `owner`'s lease on `repository_id` and add
@@ -218,18 +218,9 @@ pub async fn renew(
     deleted: u64,
     lease_until: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let res = Entity::update_many()
-        .col_expr(Column::LeaseUntil, Expr::value(lease_until))
-        .col_expr(
-            Column::RunDeletedTagsCount,
-            Expr::col(Column::RunDeletedTagsCount).add(i64::try_from(deleted).unwrap_or(i64::MAX)),
-        )
-        .filter(Column::RepositoryId.eq(repository_id))
-        .filter(Column::LeaseOwner.eq(owner))
-        .filter(Column::ExpirationPolicyCleanupStatus.eq(ONGOING))
-        .exec(c)
-        .await?;
-    Ok(res.rows_affected == 1)
+    LEASE
+        .renew(c, repository_id, owner, deleted, lease_until)
+        .await
 }
 
 /// End `owner`'s slice of `repository_id`: `complete` → `cleanup_unscheduled` with
@@ -260,9 +251,7 @@ pub async fn finish(
         q = q.col_expr(Column::ExpirationPolicyCompletedAt, Expr::value(now));
     }
     let res = q
-        .filter(Column::RepositoryId.eq(repository_id))
-        .filter(Column::LeaseOwner.eq(owner))
-        .filter(Column::ExpirationPolicyCleanupStatus.eq(ONGOING))
+        .filter(LEASE.held_by(repository_id, owner))
         .exec(c)
         .await?;
     Ok(res.rows_affected == 1)

@@ -2,6 +2,7 @@
 //! server signing with a test key, and the rule for skipping tests whose component is missing.
 
 pub mod db;
+pub mod fixtures;
 pub mod tokens;
 
 pub use db::{Backend, TestDb};

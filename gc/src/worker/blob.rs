@@ -12,7 +12,7 @@ use berth_db::{Db, gc_review};
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
-use super::{Outcome, Settings, count_run, lost_race, postpone_delay};
+use super::{Outcome, Settings, settle};
 
 const WORKER: &str = "blob";
 
@@ -41,34 +41,16 @@ pub async fn run_once(
     }
     .instrument(span.clone())
     .await;
-    metrics::histogram!("berth_gc_run_duration_seconds", "worker" => WORKER)
-        .record(started.elapsed().as_secs_f64());
-    match result {
-        Ok(outcome) => {
-            count_run(WORKER, outcome.label());
-            Ok(outcome)
-        }
-        Err(e) => {
-            count_run(WORKER, "error");
-            if lost_race(&e) {
-                // Not a failure of this review: the next run sees the winner's state.
-                span.in_scope(|| {
-                    tracing::info!(error = %format!("{e:#}"), "review lost a race; retrying");
-                });
-                return Err(e);
-            }
-            span.in_scope(|| {
-                tracing::warn!(error = %format!("{e:#}"), "review failed; postponing");
-            });
-            let until = now
-                + chrono::Duration::from_std(postpone_delay(row.review_count))
-                    .unwrap_or(chrono::Duration::days(1));
-            if gc_review::postpone_blob_review(&db.write, &row.digest, until).await? {
-                metrics::counter!("berth_gc_postpones_total", "worker" => WORKER).increment(1);
-            }
-            Err(e)
-        }
-    }
+    settle(
+        WORKER,
+        &span,
+        started,
+        result,
+        now,
+        row.review_count,
+        |until| gc_review::postpone_blob_review(&db.write, &row.digest, until),
+    )
+    .await
 }
 
 /// The decision, inside the transaction holding the review row.

@@ -9,7 +9,7 @@ use berth_db::{Db, gc_review, manifests};
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
-use super::{Outcome, Settings, count_run, lost_race, postpone_delay};
+use super::{Outcome, Settings, settle};
 
 const WORKER: &str = "manifest";
 
@@ -40,41 +40,23 @@ pub async fn run_once(db: &Db, settings: &Settings, now: DateTime<Utc>) -> anyho
     }
     .instrument(span.clone())
     .await;
-    metrics::histogram!("berth_gc_run_duration_seconds", "worker" => WORKER)
-        .record(started.elapsed().as_secs_f64());
-    match result {
-        Ok(outcome) => {
-            count_run(WORKER, outcome.label());
-            Ok(outcome)
-        }
-        Err(e) => {
-            count_run(WORKER, "error");
-            if lost_race(&e) {
-                // Not a failure of this review: the next run sees the winner's state.
-                span.in_scope(|| {
-                    tracing::info!(error = %format!("{e:#}"), "review lost a race; retrying");
-                });
-                return Err(e);
-            }
-            span.in_scope(|| {
-                tracing::warn!(error = %format!("{e:#}"), "review failed; postponing");
-            });
-            let until = now
-                + chrono::Duration::from_std(postpone_delay(row.review_count))
-                    .unwrap_or(chrono::Duration::days(1));
-            if gc_review::postpone_manifest_review(
+    settle(
+        WORKER,
+        &span,
+        started,
+        result,
+        now,
+        row.review_count,
+        |until| {
+            gc_review::postpone_manifest_review(
                 &db.write,
                 row.repository_id,
                 row.manifest_id,
                 until,
             )
-            .await?
-            {
-                metrics::counter!("berth_gc_postpones_total", "worker" => WORKER).increment(1);
-            }
-            Err(e)
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// The decision, inside the transaction holding the review row.

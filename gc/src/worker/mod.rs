@@ -69,7 +69,7 @@ pub mod manifest;
 #[cfg(test)]
 mod tests_concurrent;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -128,6 +128,52 @@ fn lost_race(e: &anyhow::Error) -> bool {
         c.downcast_ref::<sea_orm::DbErr>()
             .is_some_and(|d| berth_db::is_retryable(d) || berth_db::is_fk_violation(d))
     })
+}
+
+/// The end of one review that ran as `span` since `started`: its duration and result in the
+/// metrics and, for a failure, the log line and (unless it only lost a race) the back-off,
+/// written by `postpone` (given the time the row waits until; `true` when it postponed a
+/// row). Returns `result`.
+async fn settle<F>(
+    worker: &'static str,
+    span: &tracing::Span,
+    started: Instant,
+    result: anyhow::Result<Outcome>,
+    now: DateTime<Utc>,
+    review_count: i32,
+    postpone: impl FnOnce(DateTime<Utc>) -> F,
+) -> anyhow::Result<Outcome>
+where
+    F: Future<Output = Result<bool, sea_orm::DbErr>>,
+{
+    metrics::histogram!("berth_gc_run_duration_seconds", "worker" => worker)
+        .record(started.elapsed().as_secs_f64());
+    match result {
+        Ok(outcome) => {
+            count_run(worker, outcome.label());
+            Ok(outcome)
+        }
+        Err(e) => {
+            count_run(worker, "error");
+            if lost_race(&e) {
+                // Not a failure of this review: the next run sees the winner's state.
+                span.in_scope(|| {
+                    tracing::info!(error = %format!("{e:#}"), "review lost a race; retrying");
+                });
+                return Err(e);
+            }
+            span.in_scope(|| {
+                tracing::warn!(error = %format!("{e:#}"), "review failed; postponing");
+            });
+            let until = now
+                + chrono::Duration::from_std(postpone_delay(review_count))
+                    .unwrap_or(chrono::Duration::days(1));
+            if postpone(until).await? {
+                metrics::counter!("berth_gc_postpones_total", "worker" => worker).increment(1);
+            }
+            Err(e)
+        }
+    }
 }
 
 /// Count one review in `berth_gc_runs_total`.

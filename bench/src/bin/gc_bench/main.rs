@@ -26,6 +26,8 @@
 )]
 #[path = "../token_bench/proc_stats.rs"]
 mod proc_stats;
+#[path = "../../scratch_pg.rs"]
+mod scratch_pg;
 mod seed;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use berth_db::entity::{blobs, gc_blob_review_queue};
 use clap::Parser;
+use scratch_pg::PgDatabase;
 use sea_orm::{EntityTrait, PaginatorTrait};
 
 /// Measure the online GC on many unreferenced blobs.
@@ -78,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let store = work.path().join("store");
     std::fs::create_dir_all(store.join("uploads"))?;
     let pg = if cli.db == "postgres" {
-        Some(PgDatabase::create(&cli.postgres_url)?)
+        Some(PgDatabase::create(&cli.postgres_url, "berth_gc_bench")?)
     } else {
         anyhow::ensure!(cli.db == "sqlite", "--db is sqlite or postgres");
         None
@@ -270,47 +273,4 @@ fn gc_binary(cli: &Cli) -> anyhow::Result<PathBuf> {
     from_target
         .or(next_to_me)
         .context("berth-gc not found; build it or pass --gc-bin")
-}
-
-/// A scratch PostgreSQL database, created and dropped with `psql`.
-struct PgDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    fn create(server: &str) -> anyhow::Result<Self> {
-        let server = server.trim_end_matches('/').to_owned();
-        let name = format!("berth_gc_bench_{}", std::process::id());
-        psql(&server, &format!("CREATE DATABASE {name}"))?;
-        let url = format!("{server}/{name}");
-        Ok(PgDatabase { server, name, url })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(e) = psql(&self.server, &sql) {
-            eprintln!("could not drop database {}: {e:#}", self.name);
-        }
-    }
-}
-
-fn psql(server: &str, sql: &str) -> anyhow::Result<()> {
-    let out = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(format!("{server}/postgres"))
-        .arg("-c")
-        .arg(sql)
-        .stdin(Stdio::null())
-        .output()
-        .context("running psql (is it installed?)")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "psql -c '{sql}' failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
 }

@@ -26,6 +26,8 @@ mod data;
 )]
 #[path = "../token_bench/proc_stats.rs"]
 mod proc_stats;
+#[path = "../../scratch_pg.rs"]
+mod scratch_pg;
 #[expect(
     dead_code,
     reason = "shared with berth-token-bench; only part is used here"
@@ -40,6 +42,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use reqwest::StatusCode;
+use scratch_pg::PgDatabase;
 use serde_json::{Value, json};
 
 use crate::server::{Auth, auth_command};
@@ -101,7 +104,7 @@ async fn main() -> anyhow::Result<()> {
             None,
         ),
         "postgres" => {
-            let pg = PgDatabase::create(&cli.postgres_url)?;
+            let pg = PgDatabase::create(&cli.postgres_url, "berth_tags_bench")?;
             (pg.url.clone(), Some(pg))
         }
         other => anyhow::bail!("--db is sqlite or postgres, not {other}"),
@@ -345,47 +348,4 @@ fn resolve_bin(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         bin.display()
     );
     Ok(bin)
-}
-
-/// A scratch PostgreSQL database, created and dropped with `psql`.
-struct PgDatabase {
-    server: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    fn create(server: &str) -> anyhow::Result<Self> {
-        let server = server.trim_end_matches('/').to_owned();
-        let name = format!("berth_tags_bench_{}", std::process::id());
-        psql(&server, &format!("CREATE DATABASE {name}"))?;
-        let url = format!("{server}/{name}");
-        Ok(PgDatabase { server, name, url })
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(e) = psql(&self.server, &sql) {
-            eprintln!("could not drop database {}: {e:#}", self.name);
-        }
-    }
-}
-
-fn psql(server: &str, sql: &str) -> anyhow::Result<()> {
-    let out = std::process::Command::new("psql")
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
-        .arg(format!("{server}/postgres"))
-        .arg("-c")
-        .arg(sql)
-        .stdin(Stdio::null())
-        .output()
-        .context("running psql (is it installed?)")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "psql -c '{sql}' failed: {}",
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
 }
