@@ -89,6 +89,7 @@ impl Application {
         Ok(Application {
             listener,
             state: AppState {
+                content: berth_content::Content::new(db.clone(), review_delay),
                 db,
                 cfg: Arc::new(cfg),
                 token_ttl,

@@ -16,6 +16,8 @@ use crate::ratelimit::Limiter;
 pub struct AppState {
     /// The shared database.
     pub db: berth_db::Db,
+    /// Every change to registry content (tags, manifests) goes through here.
+    pub content: berth_content::Content,
     /// Settings.
     pub cfg: Arc<Config>,
     /// Token lifetime, which bounds how long retired keys stay published.

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use berth_blobstore::StoreError;
+use berth_content::{ContentError, Missing, Protected};
 use berth_core::ErrorCode;
 use sea_orm::DbErr;
 
@@ -64,25 +65,74 @@ impl From<ErrorCode> for RegistryError {
 
 impl From<DbErr> for RegistryError {
     fn from(err: DbErr) -> Self {
-        // A unique or foreign-key violation here is a lost race with a concurrent write
-        // (two pushes creating one tag, a GC worker deleting a manifest a write was about
-        // to reference): answered like a conflict, which the write's retry loop runs again
-        // against the winner's committed state.
-        let lost_race = berth_db::is_unique_violation(&err) || berth_db::is_fk_violation(&err);
-        // Logged once here; the client gets a generic message.
-        if lost_race {
-            tracing::warn!(error = %err, "write lost a race; retrying");
-        } else {
-            tracing::error!(error = %err, "database error");
+        berth_db::Error::from(err).into()
+    }
+}
+
+impl From<berth_db::Error> for RegistryError {
+    fn from(err: berth_db::Error) -> Self {
+        use berth_db::ErrorKind;
+        // Logged once here; the client gets the kind's generic message.
+        match err.kind() {
+            ErrorKind::NotFound => RegistryError::new(ErrorCode::NameUnknown),
+            // A conflict that survived the content library's retries: the request
+            // collided with a concurrent change and loses to it.
+            ErrorKind::UniqueConflict | ErrorKind::ForeignKeyConflict => {
+                tracing::warn!(error = %err, "write conflicts with a concurrent change");
+                RegistryError::new(ErrorCode::Conflict)
+            }
+            ErrorKind::Retryable | ErrorKind::Unavailable => {
+                tracing::warn!(error = %err, "database unavailable or contended");
+                RegistryError::new(ErrorCode::Unavailable)
+            }
+            ErrorKind::Other => {
+                tracing::error!(error = %err, "database error");
+                RegistryError::new(ErrorCode::Internal)
+            }
         }
-        let unavailable = matches!(err, DbErr::ConnectionAcquire(_) | DbErr::Conn(_))
-            || berth_db::is_retryable(&err)
-            || lost_race;
-        RegistryError::new(if unavailable {
-            ErrorCode::Unavailable
-        } else {
-            ErrorCode::Internal
-        })
+    }
+}
+
+impl From<ContentError> for RegistryError {
+    fn from(err: ContentError) -> Self {
+        use crate::service::manifests::{immutable_error, quota_error};
+        match err {
+            ContentError::ManifestUnknown => ErrorCode::ManifestUnknown.into(),
+            ContentError::TagUnknown(tag) => {
+                RegistryError::new(ErrorCode::ManifestUnknown).message(format!("tag {tag} not found"))
+            }
+            ContentError::TagImmutable { tag, pattern, action } => {
+                let what = match action {
+                    Protected::Overwrite => "overwritten".to_owned(),
+                    Protected::Delete => "deleted".to_owned(),
+                    Protected::DeleteManifest => {
+                        "deleted, so the manifest cannot be deleted either".to_owned()
+                    }
+                };
+                immutable_error(&tag, &pattern, &what)
+            }
+            ContentError::ManifestReferenced => ErrorCode::ManifestReferenced.into(),
+            ContentError::ReferenceUnknown { digest, what } => {
+                let message = match what {
+                    Missing::Blob => format!("blob {digest} is not in this repository; push it first"),
+                    Missing::Manifest => {
+                        format!("manifest {digest} is not in this repository; push it first")
+                    }
+                    Missing::Collected => {
+                        "a referenced blob or manifest was garbage-collected; push it again".to_owned()
+                    }
+                };
+                let e = RegistryError::new(ErrorCode::ManifestBlobUnknown).message(message);
+                if digest.is_empty() { e } else { e.detail(serde_json::json!({ "digest": digest })) }
+            }
+            ContentError::QuotaExceeded { limit, usage } => quota_error(&limit, usage),
+            ContentError::BlobInUse { digest, manifests } => RegistryError::new(ErrorCode::BlobReferenced)
+                .message(format!(
+                    "blob {digest} is referenced by {manifests} manifest(s) of this repository; delete them first"
+                ))
+                .detail(serde_json::json!({ "digest": digest, "manifests": manifests })),
+            ContentError::Db(e) => e.into(),
+        }
     }
 }
 
@@ -136,6 +186,92 @@ impl IntoResponse for RegistryError {
         if let Some(c) = self.challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
             h.insert(header::WWW_AUTHENTICATE, c);
         }
+        if self.code == ErrorCode::Unavailable {
+            // Only an unreachable database or exhausted retries get here: clients may
+            // come back shortly.
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_db::ErrorKind;
+
+    fn answer(kind: ErrorKind) -> Response {
+        RegistryError::from(berth_db::Error::new(kind, "test")).into_response()
+    }
+
+    async fn code(resp: Response) -> String {
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        v["errors"][0]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn every_database_error_kind_has_its_answer() {
+        let cases = [
+            (ErrorKind::NotFound, 404, "NAME_UNKNOWN", false),
+            (ErrorKind::UniqueConflict, 409, "CONFLICT", false),
+            (ErrorKind::ForeignKeyConflict, 409, "CONFLICT", false),
+            (ErrorKind::Retryable, 503, "UNAVAILABLE", true),
+            (ErrorKind::Unavailable, 503, "UNAVAILABLE", true),
+            (ErrorKind::Other, 500, "UNKNOWN", false),
+        ];
+        for (kind, status, oci, retry_after) in cases {
+            let resp = answer(kind);
+            assert_eq!(resp.status().as_u16(), status, "{kind:?}");
+            assert_eq!(
+                resp.headers().contains_key(header::RETRY_AFTER),
+                retry_after,
+                "{kind:?}"
+            );
+            assert_eq!(code(resp).await, oci, "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn content_refusals_have_their_answers() {
+        let cases = [
+            (ContentError::ManifestUnknown, 404, "MANIFEST_UNKNOWN"),
+            (ContentError::ManifestReferenced, 409, "MANIFEST_REFERENCED"),
+            (
+                ContentError::BlobInUse {
+                    digest: "sha256:x".into(),
+                    manifests: 1,
+                },
+                409,
+                "BLOB_REFERENCED",
+            ),
+            (
+                ContentError::TagImmutable {
+                    tag: "v1".into(),
+                    pattern: "^v".into(),
+                    action: Protected::Delete,
+                },
+                409,
+                "TAG_IMMUTABLE",
+            ),
+            (
+                ContentError::ReferenceUnknown {
+                    digest: String::new(),
+                    what: Missing::Collected,
+                },
+                400,
+                "MANIFEST_BLOB_UNKNOWN",
+            ),
+        ];
+        for (err, status, oci) in cases {
+            let resp = RegistryError::from(err).into_response();
+            assert_eq!(resp.status().as_u16(), status, "{oci}");
+            assert_eq!(code(resp).await, oci);
+        }
     }
 }

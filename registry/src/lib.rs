@@ -79,6 +79,7 @@ impl Application {
             "BERTH_USAGE_FLUSH_INTERVAL must be greater than zero"
         );
         let state = AppState::new(state::Inner {
+            content: berth_content::Content::new(db.clone(), review_delay),
             db,
             store,
             verifier,

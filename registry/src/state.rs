@@ -20,6 +20,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     /// Metadata.
     pub db: Db,
+    /// Every change to registry content (manifests, tags, blob links) goes through here.
+    pub content: berth_content::Content,
     /// Blob bytes.
     pub store: Arc<dyn BlobStore>,
     /// Checks bearer tokens.

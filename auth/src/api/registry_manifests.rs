@@ -7,9 +7,9 @@
 use axum::extract::{Path, State};
 use axum::routing::delete;
 use axum::{Json, Router};
+use berth_content::Immutable;
 use berth_core::Digest;
 use berth_core::access::{RegistryAccess, Role};
-use berth_core::immutability::TagPatterns;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
@@ -48,36 +48,14 @@ async fn delete_manifest(
     let digest: Digest = digest
         .parse()
         .map_err(|_| ApiError::BadRequest("digest is invalid".into()))?;
-    let now = chrono::Utc::now();
-    let txn = state.db.begin_write().await?;
-    let m = berth_db::manifests::find_by_digest(&txn, r.id, &digest.to_string())
-        .await?
-        .ok_or(ApiError::NotFound("Manifest"))?;
-    // Held until the commit: a tag pointed at it meanwhile waits, so these are all its tags.
-    berth_db::manifests::lock(&txn, m.id).await?;
-    let mut tags: Vec<String> = berth_db::tags::for_manifest(&txn, m.id)
-        .await?
-        .into_iter()
-        .map(|t| t.name)
-        .collect();
-    tags.sort();
-    let patterns = berth_db::tag_rules::patterns(&txn, ctx.project.id).await?;
-    let (rules, invalid) = TagPatterns::compile(&patterns);
-    if !invalid.is_empty() {
-        tracing::warn!(project.id = ctx.project.id, patterns = ?invalid, "invalid immutable tag patterns ignored");
-    }
-    if let Some((tag, pattern)) = tags.iter().find_map(|t| rules.matching(t).map(|p| (t, p))) {
-        return Err(ApiError::ForbiddenMessage(format!(
-            "tag {tag} is immutable (pattern {pattern}), so manifest {digest} cannot be deleted"
-        )));
-    }
-    if berth_db::manifests::is_referenced_by_index(&txn, m.id).await? {
-        return Err(ApiError::Conflict(
-            "the manifest is referenced by an index; delete the index first".into(),
-        ));
-    }
-    berth_db::manifests::delete_and_queue(&txn, &m, state.review_after(now), now).await?;
-    txn.commit().await?;
+    // The content library holds the review row, then the manifest row, checks the
+    // project's immutable rules and index references in the deleting transaction, and
+    // retries a lost race: the same path as the registry's own delete.
+    let deleted = state
+        .content
+        .delete_manifest(r.id, &digest, Immutable::OfProject(ctx.project.id))
+        .await?;
+    let tags = deleted.tags;
     tracing::info!(
         project.id = ctx.project.id,
         repository.id = r.id,

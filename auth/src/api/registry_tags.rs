@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use berth_content::Immutable;
 use berth_core::access::{RegistryAccess, Role};
-use berth_core::immutability::TagPatterns;
 use berth_db::registry_read as q;
 use berth_db::tag_listing::{self as listing, Cursor, TagOrder, TagQuery};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -227,7 +227,7 @@ async fn get_tag(
 
 /// `DELETE /projects/:id/registry/repositories/:repository_id/tags/:tag_name` (Developer+):
 /// 200, 404 for an unknown tag, 403 for a tag an immutable rule of the project matches.
-/// Written exactly as the registry's own tag deletion ([`berth_db::tags::delete_and_queue`]):
+/// Written exactly as the registry's own tag deletion ([`berth_content::Content::delete_tag`]):
 /// the tag row goes and the manifest it pointed at is queued for GC review, in one
 /// transaction. Registries cache manifests by tag for at most `BERTH_MANIFEST_CACHE_TTL`
 /// (≤ 3 s), so a pull by this tag may still succeed there that long after the delete;
@@ -243,24 +243,11 @@ async fn delete_tag(
         return Err(ApiError::Forbidden);
     }
     let r = project_repository(&state, &ctx.project, &repository_id).await?;
-    let now = chrono::Utc::now();
-    let txn = state.db.begin_write().await?;
-    berth_db::tags::delete_and_queue(&txn, r.id, &tag_name, state.review_after(now), now)
-        .await?
-        .ok_or(ApiError::NotFound("Tag"))?;
-    // The rules are read in the transaction that deleted the row; refusing returns before
-    // the commit, which rolls the delete and its queue row back.
-    let patterns = berth_db::tag_rules::patterns(&txn, ctx.project.id).await?;
-    let (rules, invalid) = TagPatterns::compile(&patterns);
-    if !invalid.is_empty() {
-        tracing::warn!(project.id = ctx.project.id, patterns = ?invalid, "invalid immutable tag patterns ignored");
-    }
-    if let Some(pattern) = rules.matching(&tag_name) {
-        return Err(ApiError::ForbiddenMessage(format!(
-            "tag is immutable (pattern {pattern})"
-        )));
-    }
-    txn.commit().await?;
+    // The project's immutable rules are read in the deleting transaction.
+    state
+        .content
+        .delete_tag(r.id, &tag_name, Immutable::OfProject(ctx.project.id))
+        .await?;
     tracing::info!(
         project.id = ctx.project.id,
         repository.id = r.id,

@@ -43,6 +43,10 @@ pub enum ErrorCode {
     QuotaExceeded,
     /// Berth: the project's registry is disabled.
     RegistryDisabled,
+    /// Berth: the blob is still referenced by a manifest of the repository.
+    BlobReferenced,
+    /// Berth: the request collided with a concurrent change to the same content and lost.
+    Conflict,
     /// The service cannot reach its database or store right now.
     Unavailable,
     /// Anything else; the detail is logged, never sent.
@@ -73,6 +77,8 @@ impl ErrorCode {
             TagImmutable => "TAG_IMMUTABLE",
             QuotaExceeded => "QUOTA_EXCEEDED",
             RegistryDisabled => "REGISTRY_DISABLED",
+            BlobReferenced => "BLOB_REFERENCED",
+            Conflict => "CONFLICT",
             Unavailable => "UNAVAILABLE",
             Internal => "UNKNOWN",
         }
@@ -92,7 +98,7 @@ impl ErrorCode {
             TooManyRequests => 429,
             // Distribution answers a tag it will not overwrite with 400-class errors; an
             // immutable tag is a conflict with existing state.
-            TagImmutable | ManifestReferenced => 409,
+            TagImmutable | ManifestReferenced | BlobReferenced | Conflict => 409,
             // Quota exhaustion is a refusal, not a malformed request.
             QuotaExceeded => 403,
             Unavailable => 503,
@@ -123,6 +129,10 @@ impl ErrorCode {
             TagImmutable => "the tag is immutable and cannot be overwritten or deleted",
             QuotaExceeded => "storage limit exceeded",
             RegistryDisabled => "the container registry is disabled for this project",
+            BlobReferenced => {
+                "the blob is referenced by a manifest of this repository; delete the manifest first"
+            }
+            Conflict => "the request conflicts with a concurrent change; retry it",
             Unavailable => "service temporarily unavailable, retry later",
             Internal => "internal server error",
         }
@@ -153,6 +163,9 @@ mod tests {
             (TagImmutable, "TAG_IMMUTABLE", 409),
             (QuotaExceeded, "QUOTA_EXCEEDED", 403),
             (RegistryDisabled, "REGISTRY_DISABLED", 403),
+            (BlobReferenced, "BLOB_REFERENCED", 409),
+            (Conflict, "CONFLICT", 409),
+            (Unavailable, "UNAVAILABLE", 503),
         ];
         for (code, s, status) in table {
             assert_eq!(code.as_str(), s);

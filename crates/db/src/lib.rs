@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod cleanup_plan;
 pub mod consistency;
 pub mod entity;
+mod error;
 pub mod expiration_policies;
 pub mod gc;
 pub mod gc_review;
@@ -38,6 +39,7 @@ use sea_orm::{
     DatabaseTransaction, DbErr, Statement, TransactionTrait,
 };
 
+pub use error::{Error, ErrorKind, classify};
 pub use sea_orm;
 
 /// The registry's two handles on one database.
@@ -183,28 +185,18 @@ pub async fn migrate(db: &Db) -> Result<(), DbErr> {
     }
 }
 
-/// Is this error a transient conflict worth retrying (SQLite busy, PostgreSQL serialization)?
+/// Is this error a transient conflict worth retrying (SQLite busy, PostgreSQL serialization
+/// failure or deadlock)?
 pub fn is_retryable(err: &DbErr) -> bool {
-    let s = err.to_string();
-    s.contains("database is locked")
-        || s.contains("40001")
-        || s.contains("40P01")
-        || s.contains("deadlock")
+    classify(err) == ErrorKind::Retryable
 }
 
 /// Is this a unique-constraint violation?
 pub fn is_unique_violation(err: &DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
-    )
+    classify(err) == ErrorKind::UniqueConflict
 }
 
-/// Is this a foreign-key violation? (SQLite reports `ON DELETE RESTRICT` with its own code,
-/// which sqlx does not classify, hence the message check.)
+/// Is this a foreign-key violation?
 pub fn is_fk_violation(err: &DbErr) -> bool {
-    matches!(
-        err.sql_err(),
-        Some(sea_orm::SqlErr::ForeignKeyConstraintViolation(_))
-    ) || err.to_string().contains("FOREIGN KEY constraint failed")
+    classify(err) == ErrorKind::ForeignKeyConflict
 }

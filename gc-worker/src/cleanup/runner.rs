@@ -2,8 +2,8 @@
 //! a repository and run one slice of its policy ([`Cleaner::run_once`]).
 //!
 //! A slice judges the tags as of the run's start ([`berth_db::cleanup_plan`]), deletes the
-//! doomed ones in transactions of `cleanup_batch_size` tags through
-//! [`berth_db::tags::delete_and_queue`] (the manifest goes to GC review, never deleted
+//! doomed ones in transactions of `cleanup_batch_size` tags through the content library's
+//! [`berth_content::Content::delete_tags`] (the manifest goes to GC review, never deleted
 //! here), re-checking inside each transaction that the tag still exists, was not re-pushed
 //! after the run started and is not immutable, and renewing the lease in the same
 //! transaction (a worker that lost its lease rolls the batch back). At most
@@ -13,13 +13,13 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use berth_content::{BatchGuard, Content, Immutable, TagBatch};
 use berth_core::cleanup_policy::{Policy, next_run_at};
 use berth_db::Db;
 use berth_db::cleanup_plan;
 use berth_db::entity::container_repository_cleanups::Model as CleanupState;
-use berth_db::entity::tags;
 use berth_db::repository_cleanups as q;
-use berth_db::sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use berth_db::sea_orm::EntityTrait;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
@@ -52,7 +52,7 @@ pub struct Cleaner {
     owner: String,
     cap: u64,
     batch: u64,
-    review_delay: chrono::Duration,
+    content: Content,
 }
 
 impl Cleaner {
@@ -61,12 +61,12 @@ impl Cleaner {
         let delay =
             berth_server::parse_duration(&cfg.gc_review_delay).context("BERTH_GC_REVIEW_DELAY")?;
         Ok(Cleaner {
+            content: Content::new(db.clone(), delay),
             db,
             clock: Clock::from_config(cfg)?,
             owner: format!("cleanup-{}", uuid::Uuid::new_v4()),
             cap: cfg.cleanup_max_tags_per_run.max(1),
             batch: cfg.cleanup_batch_size.max(1),
-            review_delay: chrono::Duration::from_std(delay).context("review delay")?,
         })
     }
 
@@ -276,7 +276,8 @@ impl Cleaner {
     }
 
     /// Delete `names` (those still there, not re-pushed after `as_of`, not immutable) in
-    /// one transaction that also renews the lease. `None`: the lease was lost.
+    /// one transaction of the content library that also renews the lease. `None`: the lease
+    /// was lost and nothing was deleted.
     async fn delete_batch(
         &self,
         project_id: i64,
@@ -284,40 +285,37 @@ impl Cleaner {
         names: &[String],
         as_of: DateTime<Utc>,
     ) -> anyhow::Result<Option<u64>> {
-        let now = Utc::now();
-        let review_after = now + self.review_delay;
-        let txn = self.db.begin_write().await?;
-        let immutable = cleanup_plan::immutable(&txn, project_id).await?;
-        let mut deleted = 0;
-        // The batch's tags as they are now, in one query: gone ones are skipped, and so
-        // are those re-pushed after the run started or now immutable.
-        let current = tags::Entity::find()
-            .filter(tags::Column::RepositoryId.eq(repository_id))
-            .filter(tags::Column::Name.is_in(names.iter().map(String::as_str)))
-            .all(&txn)
-            .await?;
-        for tag in current {
-            if tag.updated_at > as_of || immutable.matching(&tag.name).is_some() {
-                continue;
-            }
-            let gone =
-                berth_db::tags::delete_and_queue(&txn, repository_id, &tag.name, review_after, now)
-                    .await?;
-            deleted += u64::from(gone.is_some());
-        }
-        if !q::renew(
-            &txn,
+        let batch = TagBatch {
             repository_id,
-            &self.owner,
-            deleted,
-            self.lease_until(),
-        )
-        .await?
-        {
-            txn.rollback().await?;
-            return Ok(None);
-        }
-        txn.commit().await?;
-        Ok(Some(deleted))
+            names,
+            unchanged_since: Some(as_of),
+        };
+        let guard = LeaseGuard {
+            repository_id,
+            owner: &self.owner,
+            until: self.lease_until(),
+        };
+        let deleted = self
+            .content
+            .delete_tags(batch, Immutable::OfProject(project_id), &guard)
+            .await?;
+        Ok(deleted.map(|names| names.len() as u64))
+    }
+}
+
+/// Renews a cleanup's lease inside the batch's transaction; a lost lease rolls it back.
+struct LeaseGuard<'a> {
+    repository_id: i64,
+    owner: &'a str,
+    until: DateTime<Utc>,
+}
+
+impl BatchGuard for LeaseGuard<'_> {
+    async fn allow(
+        &self,
+        txn: &berth_db::sea_orm::DatabaseTransaction,
+        deleted: u64,
+    ) -> Result<bool, berth_db::Error> {
+        Ok(q::renew(txn, self.repository_id, self.owner, deleted, self.until).await?)
     }
 }

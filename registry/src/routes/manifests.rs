@@ -126,7 +126,7 @@ pub async fn put_manifest(
         Reference::Tag(t) => Some(t.as_str()),
         Reference::Digest(_) => None,
     };
-    service::manifests::put(state, name, tag, &digest, &parsed, payload, &immutable).await?;
+    service::manifests::put(state, name, tag, &digest, &parsed, &payload, &immutable).await?;
     state.manifests.invalidate(name.as_str());
     let mut resp = StatusCode::CREATED.into_response();
     let h = resp.headers_mut();
