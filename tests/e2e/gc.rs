@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::stack::{Options, Stack};
 
+mod content_race;
 mod race;
 mod two_workers;
 

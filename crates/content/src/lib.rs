@@ -32,6 +32,10 @@ mod blobs;
 mod error;
 mod manifests;
 pub mod retry;
+
+/// What is alive (tagged, children of live indexes, subjects and referrers of live
+/// manifests): the one definition GC, usage, quota checks and cleanup use.
+pub use berth_db::liveness;
 mod tags;
 
 use std::time::Duration;

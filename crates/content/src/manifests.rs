@@ -50,11 +50,13 @@ impl Content {
         let review_after = self.review_after(now);
         let d = put.digest.to_string();
         let txn = self.db.begin_write().await?;
-        // Only tagged content counts towards usage, so only a tagging write can exceed a
-        // limit. Lock order 1: the root namespace, before anything else.
-        let limits = match put.tag {
-            Some(_) => quota_limits(&txn, put.repository).await?,
-            None => Vec::new(),
+        // Only live content counts towards usage, so only a write that makes content live
+        // can exceed a limit: a tag, or a referrer (a signature, an SBOM), which lives as
+        // long as its subject. Lock order 1: the root namespace, before anything else.
+        let referrer = put.tag.is_none() && put.manifest.subject.is_some();
+        let limits = match put.tag.is_some() || referrer {
+            true => quota_limits(&txn, put.repository).await?,
+            false => Vec::new(),
         };
         let repo = repositories::get_or_create(&txn, put.repository, now).await?;
         let mut existing = manifests::find_by_digest(&txn, repo.id, &d).await?;
@@ -68,7 +70,15 @@ impl Content {
         let manifest_id = match existing {
             Some(existing) => existing.id,
             None => {
+                // A referrer pushed by digest: the usage before it, to tell whether it adds.
+                let before = match referrer && !limits.is_empty() {
+                    true => Some(scope_usages(&txn, &limits).await?),
+                    false => None,
+                };
                 let id = insert(&txn, repo.id, put, now).await?;
+                if let Some(before) = before {
+                    check_growth(&txn, &limits, &before).await?;
+                }
                 if put.tag.is_none() {
                     // Pushed by digest: nothing keeps it yet, review it later.
                     gc::enqueue_manifest(
@@ -232,6 +242,34 @@ async fn quota_limits(txn: &impl ConnectionTrait, repository: &str) -> Result<Ve
         usage::lock_root_namespace(txn, root).await?;
     }
     Ok(found.limits)
+}
+
+/// The usage of each limit's scope now.
+async fn scope_usages(txn: &impl ConnectionTrait, limits: &[usage::Limit]) -> Result<Vec<i64>> {
+    let mut out = Vec::with_capacity(limits.len());
+    for limit in limits {
+        out.push(usage::usage(txn, usage::Scope::Path(&limit.path), None).await?);
+    }
+    Ok(out)
+}
+
+/// After a write: refused when it took a scope over its limit by growing it (a write that
+/// adds nothing passes even over a lowered limit, so housekeeping is never blocked).
+async fn check_growth(
+    txn: &impl ConnectionTrait,
+    limits: &[usage::Limit],
+    before: &[i64],
+) -> Result<()> {
+    for (limit, before) in limits.iter().zip(before) {
+        let after = usage::usage(txn, usage::Scope::Path(&limit.path), None).await?;
+        if after > limit.bytes && after > *before {
+            return Err(ContentError::QuotaExceeded {
+                limit: limit.clone(),
+                usage: after,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Layer rows and child manifest ids; every referenced blob must be linked to the

@@ -97,8 +97,15 @@ pub async fn blob_is_referenced(c: &impl ConnectionTrait, digest: &str) -> Resul
         .is_some())
 }
 
-/// Why a manifest is kept, if it is: tagged, a child of an index, or the subject of a
-/// referrer, all within its repository (SPEC 6.1). `None` means dangling.
+/// Why a manifest is kept, if it is: tagged, live through another manifest
+/// ([`crate::liveness`]: a child of a live index, the subject or a referrer of live
+/// content), or still referenced by an index (which must go first). `None` means dangling.
+///
+/// A referrer's liveness depends on its subject, whose row this review does not hold: the
+/// subject's manifest row is locked first (`FOR UPDATE`), which waits for a tag being
+/// added to it right now (the tag's foreign-key check holds a share lock on that row), so
+/// the check below sees that tag. The worker holds the referrer's rows, then the
+/// subject's; a tagging write takes only the subject's, so the two cannot deadlock.
 pub async fn manifest_keeper(
     c: &impl ConnectionTrait,
     m: &manifests::Model,
@@ -117,13 +124,13 @@ pub async fn manifest_keeper(
     if child > 0 {
         return Ok(Some("child_of_index"));
     }
-    let referrers = manifests::Entity::find()
-        .filter(manifests::Column::RepositoryId.eq(m.repository_id))
-        .filter(manifests::Column::SubjectDigest.eq(m.digest.as_str()))
-        .count(c)
-        .await?;
-    if referrers > 0 {
-        return Ok(Some("subject_of_referrer"));
+    if let Some(subject) = &m.subject_digest
+        && let Some(s) = crate::manifests::find_by_digest(c, m.repository_id, subject).await?
+    {
+        lock_manifest_row(c, s.id).await?;
+    }
+    if crate::liveness::is_live(c, m).await? {
+        return Ok(Some("live_through_related_manifest"));
     }
     Ok(None)
 }

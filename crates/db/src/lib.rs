@@ -13,6 +13,7 @@ pub mod gc;
 pub mod gc_review;
 pub mod jobs;
 mod lease;
+pub mod liveness;
 pub mod manifests;
 pub mod members;
 pub mod namespaces;

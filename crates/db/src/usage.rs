@@ -1,10 +1,10 @@
 //! Deduplicated storage usage (SPEC 6.3) and the storage limits checked on push (SPEC 3).
 //!
 //! Usage of a scope (a repository, a project, a root namespace) is the sum of the sizes of
-//! the distinct blobs (configs and layers) that its tagged manifests reference, directly or
-//! as children of tagged indexes. Untagged manifests do not count. Each figure is one SQL
-//! statement: a recursive CTE walks from the tagged manifests through
-//! `manifest_references` (primary key `(parent_id, child_id)`), collects blob digests from
+//! the distinct blobs (configs and layers) that its live manifests reference ([`crate::liveness`]:
+//! tagged, children of live indexes, subjects and referrers of live manifests). Content
+//! that is not live does not count. Each figure is one SQL statement: the liveness CTE
+//! walks from the tagged manifests, then collects blob digests from
 //! `layers` (`idx_layers_manifest`) and `manifests.config_digest` with `UNION` (which
 //! deduplicates), and sums `blobs.size` (primary key). The same SQL runs on SQLite and
 //! PostgreSQL.
@@ -122,15 +122,9 @@ struct Bytes {
 /// The deduplicated blob bytes reachable from the manifests `seed` (a `SELECT` of one
 /// column `id`) selects.
 async fn sum(c: &impl ConnectionTrait, seed: &str, values: Vec<Value>) -> Result<i64, DbErr> {
-    // `UNION` (not `UNION ALL`) in `live` visits each manifest once, so the walk ends even
-    // on a malformed cycle; in `used` it makes every digest count once.
+    // What is live is defined once, in `liveness`; `used` collects each digest once.
     let sql = format!(
-        "WITH RECURSIVE seed(id) AS ({seed}), \
-         live(id) AS ( \
-           SELECT id FROM seed \
-           UNION \
-           SELECT mr.child_id FROM manifest_references mr JOIN live ON mr.parent_id = live.id \
-         ), \
+        "WITH RECURSIVE {}, \
          used(digest) AS ( \
            SELECT l.blob_digest FROM layers l JOIN live ON l.manifest_id = live.id \
            UNION \
@@ -138,7 +132,8 @@ async fn sum(c: &impl ConnectionTrait, seed: &str, values: Vec<Value>) -> Result
            WHERE m.config_digest IS NOT NULL \
          ) \
          SELECT CAST(COALESCE(SUM(b.size), 0) AS BIGINT) AS bytes \
-         FROM used JOIN blobs b ON b.digest = used.digest"
+         FROM used JOIN blobs b ON b.digest = used.digest",
+        crate::liveness::live_cte(seed)
     );
     let row = Bytes::find_by_statement(statement(c.get_database_backend(), &sql, values))
         .one(c)

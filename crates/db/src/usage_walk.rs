@@ -91,10 +91,12 @@ pub async fn tagged_manifests(
         .await
 }
 
-/// Children (`manifest_references.child_id`) of any of `parents`.
-pub async fn children(c: &impl ConnectionTrait, parents: &[i64]) -> Result<Vec<i64>, DbErr> {
+/// The manifests `ids` keep alive ([`crate::liveness`]'s edges, read table by table):
+/// their index children, the subjects of those that are referrers, and their referrers, all
+/// within each manifest's repository.
+pub async fn live_neighbours(c: &impl ConnectionTrait, ids: &[i64]) -> Result<Vec<i64>, DbErr> {
     let mut out = Vec::new();
-    for chunk in parents.chunks(CHUNK) {
+    for chunk in ids.chunks(CHUNK) {
         out.extend(
             manifest_references::Entity::find()
                 .select_only()
@@ -104,6 +106,46 @@ pub async fn children(c: &impl ConnectionTrait, parents: &[i64]) -> Result<Vec<i
                 .all(c)
                 .await?,
         );
+        let rows: Vec<(i64, String, Option<String>)> = manifests::Entity::find()
+            .select_only()
+            .column(manifests::Column::RepositoryId)
+            .column(manifests::Column::Digest)
+            .column(manifests::Column::SubjectDigest)
+            .filter(manifests::Column::Id.is_in(chunk.to_vec()))
+            .into_tuple()
+            .all(c)
+            .await?;
+        let subjects: Vec<&String> = rows.iter().filter_map(|r| r.2.as_ref()).collect();
+        if !subjects.is_empty() {
+            let found: Vec<(i64, i64, String)> = manifests::Entity::find()
+                .select_only()
+                .column(manifests::Column::Id)
+                .column(manifests::Column::RepositoryId)
+                .column(manifests::Column::Digest)
+                .filter(manifests::Column::Digest.is_in(subjects.iter().map(|s| s.as_str())))
+                .into_tuple()
+                .all(c)
+                .await?;
+            out.extend(found.into_iter().filter_map(|(id, repo, digest)| {
+                rows.iter()
+                    .any(|r| r.0 == repo && r.2.as_deref() == Some(digest.as_str()))
+                    .then_some(id)
+            }));
+        }
+        let referrers: Vec<(i64, i64, Option<String>)> = manifests::Entity::find()
+            .select_only()
+            .column(manifests::Column::Id)
+            .column(manifests::Column::RepositoryId)
+            .column(manifests::Column::SubjectDigest)
+            .filter(manifests::Column::SubjectDigest.is_in(rows.iter().map(|r| r.1.as_str())))
+            .into_tuple()
+            .all(c)
+            .await?;
+        out.extend(referrers.into_iter().filter_map(|(id, repo, subject)| {
+            rows.iter()
+                .any(|r| r.0 == repo && Some(&r.1) == subject.as_ref())
+                .then_some(id)
+        }));
     }
     Ok(out)
 }

@@ -1,5 +1,6 @@
 //! The independent computation behind `--recompute`: per repository, the set of blob
-//! digests its tags reach (tags → index children, breadth first → layers and configs),
+//! digests its live manifests reach (tags → index children, subjects and referrers,
+//! breadth first → layers and configs),
 //! then unions of those sets per project and for the root namespace, summed over blob
 //! sizes. Memory is one root namespace's digest sets at a time.
 
@@ -50,8 +51,8 @@ pub(super) async fn root(
     })
 }
 
-/// Digests of the blobs a repository's tagged manifests reach, children of tagged indexes
-/// included (each manifest visited once, so a malformed cycle ends).
+/// Digests of the blobs a repository's live manifests reference (each manifest visited
+/// once, so a malformed cycle ends).
 async fn reachable(
     c: &impl ConnectionTrait,
     repository_id: i64,
@@ -62,7 +63,7 @@ async fn reachable(
         .collect();
     let mut frontier: Vec<i64> = seen.iter().copied().collect();
     while !frontier.is_empty() {
-        frontier = usage_walk::children(c, &frontier)
+        frontier = usage_walk::live_neighbours(c, &frontier)
             .await?
             .into_iter()
             .filter(|id| seen.insert(*id))
