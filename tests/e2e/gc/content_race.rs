@@ -233,7 +233,7 @@ async fn every_path_at_once(stack: Stack) {
     let repos = stack
         .ok(
             Method::GET,
-            &format!("/api/v4/projects/{project_id}/registry/repositories"),
+            &format!("/projects/{project_id}/registry/repositories"),
             &stack.root_token,
             None,
             StatusCode::OK,
