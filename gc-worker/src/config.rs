@@ -44,6 +44,9 @@ pub struct Config {
     /// Tags deleted per transaction (`BERTH_CLEANUP_BATCH_SIZE`).
     #[serde(deserialize_with = "berth_server::de::flexible")]
     pub cleanup_batch_size: u64,
+    /// Upload sessions untouched this long are ended, their bytes deleted
+    /// (`BERTH_UPLOAD_EXPIRY`, default 24 h; `0s` turns expiry off).
+    pub upload_expiry: String,
     /// Test knob: shift the clock cleanup policies are judged by (`BERTH_CLOCK_OFFSET`,
     /// `10d`, `-1h`).
     pub clock_offset: String,
@@ -69,6 +72,7 @@ impl Default for Config {
             cleanup_schedule: "0 * * * * *".into(),
             cleanup_max_tags_per_run: 1000,
             cleanup_batch_size: 100,
+            upload_expiry: "24h".into(),
             clock_offset: String::new(),
             clock_offset_file: String::new(),
         }

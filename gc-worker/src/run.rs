@@ -74,6 +74,28 @@ pub async fn run_until(
             },
         ));
     }
+    let upload_expiry =
+        berth_server::parse_duration(&cfg.upload_expiry).context("BERTH_UPLOAD_EXPIRY")?;
+    if !upload_expiry.is_zero() {
+        let (db, store) = (db.clone(), store.clone());
+        tasks.spawn(worker::agent::run(
+            "uploads",
+            pace,
+            stop.clone(),
+            move || {
+                let (db, store) = (db.clone(), store.clone());
+                async move {
+                    worker::uploads::run_once(
+                        &db,
+                        store.as_ref(),
+                        upload_expiry,
+                        chrono::Utc::now(),
+                    )
+                    .await
+                }
+            },
+        ));
+    }
     tasks.spawn(queue_gauges(db.clone(), gauges_every, stop.clone()));
     // The cleanup-policy scheduler (crate::cleanup), stopping when `stop` turns true.
     tasks.spawn(crate::cleanup::scheduler(

@@ -69,3 +69,19 @@ pub async fn delete(c: &impl ConnectionTrait, id: &str) -> Result<bool, DbErr> {
         .rows_affected
         > 0)
 }
+
+/// End the session `id` only if it has not been touched since `cutoff` (the expiry of
+/// abandoned sessions must not end one a client resumed meanwhile).
+pub async fn delete_if_untouched(
+    c: &impl ConnectionTrait,
+    id: &str,
+    cutoff: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    Ok(Entity::delete_many()
+        .filter(Column::Id.eq(id))
+        .filter(Column::UpdatedAt.lt(cutoff))
+        .exec(c)
+        .await?
+        .rows_affected
+        > 0)
+}

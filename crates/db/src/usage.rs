@@ -3,7 +3,8 @@
 //! Usage of a scope (a repository, a project, a root namespace) is the sum of the sizes of
 //! the distinct blobs (configs and layers) that its live manifests reference ([`crate::liveness`]:
 //! tagged, children of live indexes, subjects and referrers of live manifests). Content
-//! that is not live does not count. Each figure is one SQL statement: the liveness CTE
+//! that is not live does not count; open upload sessions count with the bytes they hold.
+//! Each figure is one SQL statement: the liveness CTE
 //! walks from the tagged manifests, then collects blob digests from
 //! `layers` (`idx_layers_manifest`) and `manifests.config_digest` with `UNION` (which
 //! deduplicates), and sums `blobs.size` (primary key). The same SQL runs on SQLite and
@@ -102,6 +103,8 @@ pub async fn usage(
                 .to_owned()
         }
     };
+    // Open upload sessions hold space too (capped per repository, expired by berth-gc).
+    let uploads = uploads_bytes(c, scope).await?;
     if let Some(o) = before {
         seed.push_str(" AND NOT (t.repository_id = ? AND t.name = ?)");
         values.push(o.repository_id.into());
@@ -111,7 +114,28 @@ pub async fn usage(
             values.push(previous.into());
         }
     }
-    sum(c, &seed, values).await
+    Ok(sum(c, &seed, values).await?.saturating_add(uploads))
+}
+
+/// Bytes held by the open upload sessions of `scope`'s repositories.
+async fn uploads_bytes(c: &impl ConnectionTrait, scope: Scope<'_>) -> Result<i64, DbErr> {
+    let (sql, values): (&str, Vec<Value>) = match scope {
+        Scope::Repository(id) => (
+            "SELECT CAST(COALESCE(SUM(u.size), 0) AS BIGINT) AS bytes FROM uploads u \
+             WHERE u.repository_id = ?",
+            vec![id.into()],
+        ),
+        Scope::Path(path) => (
+            "SELECT CAST(COALESCE(SUM(u.size), 0) AS BIGINT) AS bytes FROM uploads u \
+             JOIN repositories r ON r.id = u.repository_id \
+             WHERE (r.name = ? OR r.name LIKE ? ESCAPE '\\')",
+            vec![path.into(), format!("{}/%", like_escape(path)).into()],
+        ),
+    };
+    let row = Bytes::find_by_statement(statement(c.get_database_backend(), sql, values))
+        .one(c)
+        .await?;
+    Ok(row.map_or(0, |r| r.bytes))
 }
 
 #[derive(Debug, FromQueryResult)]

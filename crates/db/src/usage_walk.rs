@@ -195,3 +195,15 @@ pub async fn blob_sizes(
     }
     Ok(out)
 }
+
+/// Bytes the open upload sessions of a repository hold.
+pub async fn upload_bytes(c: &impl ConnectionTrait, repository_id: i64) -> Result<i64, DbErr> {
+    let sizes: Vec<i64> = crate::entity::uploads::Entity::find()
+        .select_only()
+        .column(crate::entity::uploads::Column::Size)
+        .filter(crate::entity::uploads::Column::RepositoryId.eq(repository_id))
+        .into_tuple()
+        .all(c)
+        .await?;
+    Ok(sizes.iter().sum())
+}

@@ -36,17 +36,32 @@ pub(super) async fn root(
     let sizes: HashMap<String, i64> = usage_walk::blob_sizes(c, &all).await?.into_iter().collect();
     let total = |set: &HashSet<&String>| set.iter().filter_map(|d| sizes.get(*d)).sum::<i64>();
 
-    let repositories = sets.iter().map(|s| total(&s.iter().collect())).collect();
+    // Open upload sessions hold their bytes on top of the blobs.
+    let mut uploads = Vec::with_capacity(repos.len());
+    for (id, _) in repos {
+        uploads.push(usage_walk::upload_bytes(c, *id).await?);
+    }
+    let repositories = sets
+        .iter()
+        .zip(&uploads)
+        .map(|(s, u)| total(&s.iter().collect()) + u)
+        .collect();
     let mut per_project: Vec<HashSet<&String>> = vec![HashSet::new(); projects.len()];
-    for (set, owner) in sets.iter().zip(owners) {
+    let mut project_uploads = vec![0i64; projects.len()];
+    for ((set, owner), u) in sets.iter().zip(owners).zip(&uploads) {
         if let Some(p) = owner {
             per_project[*p].extend(set.iter());
+            project_uploads[*p] += u;
         }
     }
     let root_set: HashSet<&String> = sets.iter().flatten().collect();
     Ok(Figures {
-        root: total(&root_set),
-        projects: per_project.iter().map(total).collect(),
+        root: total(&root_set) + uploads.iter().sum::<i64>(),
+        projects: per_project
+            .iter()
+            .zip(&project_uploads)
+            .map(|(set, u)| total(set) + u)
+            .collect(),
         repositories,
     })
 }

@@ -68,6 +68,7 @@ pub mod blob;
 pub mod manifest;
 #[cfg(test)]
 mod tests_concurrent;
+pub mod uploads;
 
 use std::time::{Duration, Instant};
 
