@@ -1,4 +1,4 @@
-//! A cleanup policy end to end (SPEC 6.2): set through `PUT /projects/:id`, previewed
+//! A cleanup policy end to end: set through `PUT /projects/:id`, previewed
 //! through `GET …/cleanup_preview` (Reporter+), then run by the scheduler of berth-gc (its
 //! library, ticking every second on the same database) once its clock is moved past
 //! `next_run_at` (the `BERTH_CLOCK_OFFSET_FILE` test knob, no sleeping for a day). The run

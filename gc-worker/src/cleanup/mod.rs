@@ -1,4 +1,4 @@
-//! Cleanup policies on schedule (SPEC 6.2): a `cron`-driven scheduler that runs due
+//! Cleanup policies on schedule: a `cron`-driven scheduler that runs due
 //! policies per repository with a per-run cap and resumption, and `berth-gc cleanup`
 //! (`--dry-run` previews; without it, runs a project's policy now).
 //!
