@@ -4,7 +4,7 @@
 //! Storage limits too: a tagging write that would take a project's or its root namespace's
 //! deduplicated usage over a limit is refused (`QUOTA_EXCEEDED`, 403 like `DENIED`: a
 //! refusal by policy, as GitLab and Harbor answer) and rolled back whole. Blob uploads are
-//! not checked: untagged content does not count (SPEC 6.3), and a blob may be shared with
+//! not checked: untagged content does not count towards usage, and a blob may be shared with
 //! what is already counted, so only the manifest write knows what a push adds.
 
 use berth_core::immutability::TagPatterns;
@@ -56,7 +56,7 @@ async fn put_once(
     let review_after = state.review_after(now);
     let d = digest.to_string();
     let txn = state.db.begin_write().await?;
-    // Only tags count towards usage (SPEC 6.3), so only a tagging write can exceed a limit.
+    // Only tagged manifests count towards usage, so only a tagging write can exceed a limit.
     let limits = match tag {
         Some(_) => quota_limits(&txn, name).await?,
         None => Vec::new(),
