@@ -108,6 +108,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// `/-/health` (alive), `/-/ready` (the `ready` check passes) and `/metrics`.
+///
+/// `/-/ready` answers anyone, so it says only `ready` (200) or `not ready` (503): which
+/// dependency failed and its error (a host name, a path, a driver message) are for the
+/// operator and go to the log, not to an anonymous caller.
 pub fn health_routes<F, Fut>(ready: F) -> Router
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
@@ -120,15 +124,21 @@ where
             "/-/ready",
             get(move || {
                 let ready = ready.clone();
-                async move {
-                    match ready().await {
-                        Ok(()) => (StatusCode::OK, "ready".to_owned()),
-                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
-                    }
-                }
+                async move { readiness(ready().await) }
             }),
         )
         .route("/metrics", get(move || std::future::ready(handle.render())))
+}
+
+/// The `/-/ready` answer for a check's outcome; the failure reason is logged only.
+fn readiness(outcome: Result<(), String>) -> (StatusCode, &'static str) {
+    match outcome {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(reason) => {
+            tracing::warn!(reason = %reason, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
