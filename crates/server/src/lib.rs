@@ -11,6 +11,9 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::de::DeserializeOwned;
 
+pub mod values;
+pub use values::{DatabaseUrl, LogFormat};
+
 /// Flags every binary takes.
 #[derive(Debug, clap::Args)]
 pub struct CommonArgs {
@@ -25,8 +28,8 @@ pub struct CommonArgs {
 /// Load a config struct: the TOML file (if any), then every `BERTH_<KEY>` environment
 /// variable as key `<key>` (lowercased), so each file key can be overridden by environment;
 /// a variable set to the empty string removes the key (the default applies).
-/// Values from the environment are strings; config structs keep their fields as strings or
-/// use serde's string-friendly types.
+/// Values from the environment are strings; config structs parse them at load with
+/// [`de::flexible`], [`values::duration`] or a type's own string form.
 pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> anyhow::Result<T> {
     let mut table: BTreeMap<String, toml::Value> = match file {
         Some(path) => {

@@ -173,9 +173,9 @@ pub async fn run(cfg: crate::Config, args: Args, migrate: bool) -> anyhow::Resul
         upload_age: parse("upload-age", &args.upload_age)?,
         overdue: parse("overdue", &args.overdue)?,
         failing_reviews: args.failing_reviews,
-        review_delay: parse("gc_review_delay", &cfg.gc_review_delay)?,
+        review_delay: cfg.gc_review_delay,
     };
-    let db = berth_db::connect(&cfg.database_url)
+    let db = berth_db::connect(cfg.database_url.expose_secret())
         .await
         .context("connecting to the database")?;
     if migrate {

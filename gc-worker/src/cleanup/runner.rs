@@ -58,15 +58,14 @@ pub struct Cleaner {
 impl Cleaner {
     /// A worker on `db` with `cfg`'s cap, batch size, review delay and clock.
     pub fn new(db: Db, cfg: &crate::Config) -> anyhow::Result<Self> {
-        let delay =
-            berth_server::parse_duration(&cfg.gc_review_delay).context("BERTH_GC_REVIEW_DELAY")?;
         Ok(Cleaner {
             db,
             clock: Clock::from_config(cfg)?,
             owner: format!("cleanup-{}", uuid::Uuid::new_v4()),
             cap: cfg.cleanup_max_tags_per_run.max(1),
             batch: cfg.cleanup_batch_size.max(1),
-            review_delay: chrono::Duration::from_std(delay).context("review delay")?,
+            review_delay: chrono::Duration::from_std(cfg.gc_review_delay)
+                .context("BERTH_GC_REVIEW_DELAY")?,
         })
     }
 

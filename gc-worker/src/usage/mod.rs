@@ -65,7 +65,7 @@ impl Row {
 
 /// Run the command: print figures, fail if `--recompute` finds a mismatch.
 pub async fn run(cfg: crate::Config, args: Args, migrate: bool) -> anyhow::Result<()> {
-    let db = berth_db::connect(&cfg.database_url)
+    let db = berth_db::connect(cfg.database_url.expose_secret())
         .await
         .context("connecting to the database")?;
     if migrate {
