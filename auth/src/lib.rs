@@ -54,7 +54,14 @@ impl Application {
         let refresh_ttl = cfg.refresh_token_ttl;
         let window = cfg.auth_failure_window;
         let publish_delay = cfg.key_publish_delay;
-        let review_delay = cfg.gc_review_delay;
+        // berth-gc owns the delay; this only seeds a database none has recorded one in.
+        let review_delay = berth_db::settings::ReviewDelay::follow(
+            &db,
+            cfg.gc_review_delay,
+            berth_db::settings::REVIEW_DELAY_REFRESH,
+        )
+        .await
+        .context("reading the GC review delay berth-gc records")?;
         let deletion_lease = cfg.deletion_lease;
         anyhow::ensure!(
             !deletion_lease.is_zero(),

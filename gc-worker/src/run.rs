@@ -30,6 +30,11 @@ pub async fn run_until(
     if migrate {
         berth_db::migrate(&db).await.context("migrating")?;
     }
+    // berth-gc owns the review delay: the registry and berth-auth follow what it records
+    // (`berth_db::settings`), so only this process's setting decides it.
+    berth_db::settings::record_review_delay(&db.write, cfg.gc_review_delay, true)
+        .await
+        .context("recording the GC review delay")?;
     let store = berth_blobstore::open_store(&cfg.storage_url).await?;
     let settings = Settings {
         review_delay: cfg.gc_review_delay,

@@ -71,7 +71,14 @@ impl Application {
             },
         };
         let verifier = Verifier::new(source, cfg.token_issuer.clone(), cfg.token_service.clone());
-        let review_delay = cfg.gc_review_delay;
+        // berth-gc owns the delay; this only seeds a database none has recorded one in.
+        let review_delay = berth_db::settings::ReviewDelay::follow(
+            &db,
+            cfg.gc_review_delay,
+            berth_db::settings::REVIEW_DELAY_REFRESH,
+        )
+        .await
+        .context("reading the GC review delay berth-gc records")?;
         let usage_flush_interval = cfg.usage_flush_interval;
         anyhow::ensure!(
             !usage_flush_interval.is_zero(),
