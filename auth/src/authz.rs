@@ -1,6 +1,7 @@
 //! What a credential may do in a project's registry: loads the project's namespace chain and
 //! the caller's effective role, then applies the pure rules of `berth_core::access`
-//! (SPEC 4.3), including the job-token allowlist and deploy-token coverage.
+//! (visibility matrix, roles, scope caps), including the job-token allowlist and
+//! deploy-token coverage.
 
 use berth_core::access::{
     Abilities, Principal, ProjectAccess, RegistryAccess, Role, Visibility, deploy_token_abilities,
@@ -81,7 +82,7 @@ pub async fn project_role(
     Ok(level.and_then(Role::from_level))
 }
 
-/// The person side of SPEC 4.3 for a user in a project.
+/// The person side of the access rules (role, admin flag) for a user in a project.
 pub async fn principal(
     c: &impl ConnectionTrait,
     user: &users::Model,
@@ -125,8 +126,8 @@ pub async fn registry_abilities(
             } else if job.project_id == ctx.project.id {
                 // Its own project: always pull (GitLab); push and delete as far as the
                 // job's user may right now, so a user removed or demoted while the job
-                // runs loses those rights, and a Developer's job cannot delete (SPEC 4.3
-                // keeps the registry `delete` action for Maintainers; GitLab lets jobs
+                // runs loses those rights, and a Developer's job cannot delete (only
+                // Maintainers have the registry `delete` action, though GitLab lets jobs
                 // delete in their own project).
                 let user = user_abilities(project, principal(c, user, ctx, now).await?);
                 Abilities {

@@ -1,5 +1,5 @@
 //! Operator commands that work without the API: create a user, create an access token
-//! (SPEC 2: `berth-auth token create --user <name> --scopes <a,b> [--expires-at <date>]`,
+//! (`berth-auth token create --user <name> --scopes <a,b> [--expires-at <date>]`,
 //! which prints the secret alone on stdout).
 
 use anyhow::{Context, bail};

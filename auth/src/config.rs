@@ -1,6 +1,9 @@
 //! The auth service's configuration: one TOML file whose every key can be overridden by
 //! `BERTH_<KEY>` (the README's table).
 
+use std::time::Duration;
+
+use berth_server::{DatabaseUrl, LogFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 
@@ -10,8 +13,9 @@ use berth_server::de::flexible;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// `sqlite://…` or `postgres://…` (the same database as the registry).
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…` (the same database as the registry); its password
+    /// never shows in `Debug` or logs.
+    pub database_url: DatabaseUrl,
     /// Listen address.
     pub auth_addr: String,
     /// Public base URL of this service (API links, pagination headers).
@@ -23,12 +27,15 @@ pub struct Config {
     /// `aud` of issued tokens (the registry's service name).
     pub token_service: String,
     /// Token lifetime (humantime). A retired key stays published this long (plus leeway).
-    pub token_ttl: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub token_ttl: Duration,
     /// How long a rotated-in key is published before it signs (humantime; keep it above the
     /// registries' 10 s JWKS refetch interval).
-    pub key_publish_delay: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub key_publish_delay: Duration,
     /// Lifetime of registry refresh tokens (Docker's OAuth2 form, `access_type=offline`).
-    pub refresh_token_ttl: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub refresh_token_ttl: Duration,
     /// Password of the bootstrap admin `root`, used only when `root` is first created.
     pub root_password: Option<SecretString>,
     /// Whether `docker login` and `/oauth/token` accept passwords (tokens always work).
@@ -41,21 +48,24 @@ pub struct Config {
     #[serde(deserialize_with = "flexible")]
     pub auth_failures_per_address: u32,
     /// The rate-limit window (humantime).
-    pub auth_failure_window: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub auth_failure_window: Duration,
     /// Take the client address from `X-Forwarded-For` (only behind a trusted proxy).
     #[serde(deserialize_with = "flexible")]
     pub trust_forwarded_for: bool,
     /// Delay before GC reviews a manifest a tag deletion left possibly untagged (humantime;
     /// the registry's key of the same name, keep them equal).
-    pub gc_review_delay: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub gc_review_delay: Duration,
     /// How long the registry-deletion worker holds a request between batches (humantime):
     /// a replica that dies mid-run leaves its request to another after this long.
-    pub deletion_lease: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub deletion_lease: Duration,
     /// Tags (manifests, blob links) the registry-deletion worker deletes per transaction.
     #[serde(deserialize_with = "flexible")]
     pub deletion_batch_size: u64,
     /// `text` or `json` logs.
-    pub log_format: String,
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
@@ -67,19 +77,19 @@ impl Default for Config {
             registry_url: "http://127.0.0.1:5000".into(),
             token_issuer: "berth".into(),
             token_service: "container_registry".into(),
-            token_ttl: "5m".into(),
-            key_publish_delay: "30s".into(),
-            refresh_token_ttl: "30d".into(),
+            token_ttl: Duration::from_secs(5 * 60),
+            key_publish_delay: Duration::from_secs(30),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
             root_password: None,
             password_authentication_enabled: true,
             auth_failures_per_user: 10,
             auth_failures_per_address: 50,
-            auth_failure_window: "1m".into(),
+            auth_failure_window: Duration::from_secs(60),
             trust_forwarded_for: false,
-            gc_review_delay: "24h".into(),
-            deletion_lease: "30s".into(),
+            gc_review_delay: Duration::from_secs(24 * 3600),
+            deletion_lease: Duration::from_secs(30),
             deletion_batch_size: 100,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -89,5 +99,26 @@ impl Config {
     pub fn registry_host(&self) -> &str {
         let url = self.registry_url.trim_end_matches('/');
         url.split_once("://").map_or(url, |(_, rest)| rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_password_and_root_password() {
+        let cfg = Config {
+            database_url: "postgres://berth:db-Secret-42@db.internal/berth".into(),
+            root_password: Some(SecretString::from("root-Secret-43")),
+            ..Config::default()
+        };
+        let shown = format!("{cfg:?} {cfg:#?}");
+        assert!(!shown.contains("db-Secret-42"), "{shown}");
+        assert!(!shown.contains("root-Secret-43"), "{shown}");
+        assert!(
+            shown.contains("postgres://berth:***@db.internal/berth"),
+            "{shown}"
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! The decision of `/jwt/auth` (SPEC 4.3, GitLab's `ContainerRegistryAuthenticationService`):
+//! The decision of `/jwt/auth` (as GitLab's `ContainerRegistryAuthenticationService`):
 //! for each requested scope, the actions the credential may have; the rest are silently
 //! dropped and the registry refuses what is missing.
 

@@ -1,7 +1,7 @@
-//! Who is calling: a credential of SPEC 4.2 resolved to a user, a deploy token or a running
-//! CI job. Secrets are looked up by their SHA-256 digest and the stored digest is compared
-//! again in constant time; a blocked user, a revoked or expired token and a finished job all
-//! resolve to nothing.
+//! Who is calling: a `docker login` credential (access, deploy or job token, password) resolved
+//! to a user, a deploy token or a running CI job. Secrets are looked up by their SHA-256 digest
+//! and the stored digest is compared again in constant time; a blocked user, a revoked or
+//! expired token and a finished job all resolve to nothing.
 
 use berth_core::access::{Abilities, TokenScope, scope_cap};
 use berth_db::access as q;
@@ -70,7 +70,7 @@ impl UserCredential {
 }
 
 impl Credential {
-    /// The JWT `auth_type` (SPEC 4.4).
+    /// The JWT `auth_type` claim, in GitLab's spelling.
     pub fn auth_type(&self) -> &'static str {
         match self {
             Credential::Anonymous => "none",

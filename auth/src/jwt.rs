@@ -1,6 +1,6 @@
 //! The Docker token endpoint: `GET /jwt/auth` (HTTP Basic or anonymous, as `docker login`
 //! and every pull/push send it) and `POST /jwt/auth` (Docker's OAuth2 form, with refresh
-//! tokens for `access_type=offline`). Answers as GitLab does (SPEC 4.3): 200 with a JWT
+//! tokens for `access_type=offline`). Answers as GitLab does: 200 with a JWT
 //! whose refused actions are silently dropped, 401 `UNAUTHORIZED` for bad credentials, 403
 //! `DENIED` for a credential with no registry ability, 429 when failed logins pile up.
 

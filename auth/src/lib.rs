@@ -42,7 +42,7 @@ impl Application {
     /// Connect, migrate (unless told not to), make sure a signing key and the `root` admin
     /// exist, bind.
     pub async fn build(cfg: Config, migrate: bool) -> anyhow::Result<Self> {
-        let db = berth_db::connect(&cfg.database_url)
+        let db = berth_db::connect(cfg.database_url.expose_secret())
             .await
             .context("connecting to the database (BERTH_DATABASE_URL)")?;
         if migrate {
@@ -50,13 +50,19 @@ impl Application {
                 .await
                 .context("applying migrations")?;
         }
-        let token_ttl = berth_server::parse_duration(&cfg.token_ttl)?;
-        let refresh_ttl = berth_server::parse_duration(&cfg.refresh_token_ttl)?;
-        let window = berth_server::parse_duration(&cfg.auth_failure_window)?;
-        let publish_delay = berth_server::parse_duration(&cfg.key_publish_delay)?;
-        let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
-        let deletion_lease =
-            berth_server::parse_duration(&cfg.deletion_lease).context("BERTH_DELETION_LEASE")?;
+        let token_ttl = cfg.token_ttl;
+        let refresh_ttl = cfg.refresh_token_ttl;
+        let window = cfg.auth_failure_window;
+        let publish_delay = cfg.key_publish_delay;
+        // berth-gc owns the delay; this only seeds a database none has recorded one in.
+        let review_delay = berth_db::settings::ReviewDelay::follow(
+            &db,
+            cfg.gc_review_delay,
+            berth_db::settings::REVIEW_DELAY_REFRESH,
+        )
+        .await
+        .context("reading the GC review delay berth-gc records")?;
+        let deletion_lease = cfg.deletion_lease;
         anyhow::ensure!(
             !deletion_lease.is_zero(),
             "BERTH_DELETION_LEASE must be greater than zero"
@@ -89,7 +95,7 @@ impl Application {
         Ok(Application {
             listener,
             state: AppState {
-                content: berth_content::Content::new(db.clone(), review_delay),
+                content: berth_content::Content::new(db.clone(), review_delay.clone()),
                 db,
                 cfg: Arc::new(cfg),
                 token_ttl,

@@ -80,7 +80,7 @@ async fn database(
     cfg: &berth_auth::Config,
     common: &berth_server::CommonArgs,
 ) -> anyhow::Result<berth_db::Db> {
-    let db = berth_db::connect(&cfg.database_url).await?;
+    let db = berth_db::connect(cfg.database_url.expose_secret()).await?;
     if !common.no_migrate {
         berth_db::migrate(&db).await?;
     }
@@ -91,10 +91,10 @@ async fn database(
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg: berth_auth::Config = berth_server::load_config(cli.common.config.as_deref())?;
-    berth_server::init_tracing(cfg.log_format == "json");
+    berth_server::init_tracing(cfg.log_format.is_json());
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
-            let db = berth_db::connect(&cfg.database_url).await?;
+            let db = berth_db::connect(cfg.database_url.expose_secret()).await?;
             berth_db::migrate(&db).await?;
         }
         Command::Keys {

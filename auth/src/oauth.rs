@@ -1,5 +1,5 @@
 //! `POST /oauth/token`: GitLab's OAuth2 resource-owner password grant, so an operator gets
-//! an API token without the web UI (SPEC 2), and its `refresh_token` grant. The answer's
+//! an API token without the web UI, and its `refresh_token` grant. The answer's
 //! `access_token` (`boat-…`) works as `Authorization: Bearer` on `/api/v4` for two hours.
 
 use axum::Router;

@@ -1,4 +1,4 @@
-//! Failed-login limits for HTTP Basic at `/jwt/auth` (SPEC 4.3): a small budget per
+//! Failed-login limits for HTTP Basic at `/jwt/auth`: a small budget per
 //! (address, username) and a larger one per address.
 //!
 //! Both count failures in a fixed window. The (address, username) budget stops guessing

@@ -26,9 +26,9 @@ pub struct AppState {
     pub refresh_ttl: Duration,
     /// How long a new key is published before it signs.
     pub publish_delay: Duration,
-    /// Delay before GC reviews what an API write may have left unreferenced
-    /// (`gc_review_delay`, as in the registry).
-    pub review_delay: Duration,
+    /// Delay before GC reviews what an API write may have left unreferenced: berth-gc's
+    /// recorded value ([`berth_db::settings`]).
+    pub review_delay: berth_db::settings::ReviewDelay,
     /// Signs registry tokens.
     pub signer: Arc<Signer>,
     /// Failed-login limiter.
@@ -43,7 +43,8 @@ impl AppState {
         &self,
         now: chrono::DateTime<chrono::Utc>,
     ) -> chrono::DateTime<chrono::Utc> {
-        now + chrono::Duration::from_std(self.review_delay).unwrap_or(chrono::Duration::days(1))
+        now + chrono::Duration::from_std(self.review_delay.get())
+            .unwrap_or(chrono::Duration::days(1))
     }
 }
 

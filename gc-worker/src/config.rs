@@ -1,27 +1,34 @@
 //! berth-gc's configuration: `BERTH_*` environment variables or a TOML file, with the same
 //! names the registry and auth use for what they share (database, store, review delay).
 
+use std::time::Duration;
+
+use berth_server::{DatabaseUrl, LogFormat};
 use serde::Deserialize;
 
 /// Settings of the gc-worker.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// `sqlite://…` or `postgres://…`, the database the registry and auth use.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…`, the database the registry and auth use (its password
+    /// never shows in `Debug` or logs).
+    pub database_url: DatabaseUrl,
     /// The blob store the registry writes (`file://…` or `s3://…`).
     pub storage_url: String,
     /// Where the health and `/metrics` endpoints listen.
     pub gc_addr: String,
     /// How long something newly unreferenced waits before review (`BERTH_GC_REVIEW_DELAY`).
-    pub gc_review_delay: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub gc_review_delay: Duration,
     /// `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     /// How often an idle GC worker looks for due reviews (`BERTH_GC_INTERVAL`); idle
     /// workers back off exponentially from here.
-    pub gc_interval: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub gc_interval: Duration,
     /// Longest idle back-off between looks (`BERTH_GC_MAX_BACKOFF`).
-    pub gc_max_backoff: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub gc_max_backoff: Duration,
     /// Blob-queue workers in this process (`BERTH_GC_BLOB_WORKERS`; 0 disables them).
     #[serde(deserialize_with = "berth_server::de::flexible")]
     pub gc_blob_workers: usize,
@@ -29,9 +36,11 @@ pub struct Config {
     #[serde(deserialize_with = "berth_server::de::flexible")]
     pub gc_manifest_workers: usize,
     /// Longest a store delete may take while its review row is held (`BERTH_GC_STORAGE_TIMEOUT`).
-    pub gc_storage_timeout: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub gc_storage_timeout: Duration,
     /// How often the queue-depth gauges are refreshed (`BERTH_GC_QUEUE_METRICS_INTERVAL`).
-    pub gc_queue_metrics_interval: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub gc_queue_metrics_interval: Duration,
     /// When the cleanup-policy scheduler ticks: a cron expression with seconds
     /// (`sec min hour day month weekday`); default every minute. Each tick schedules due
     /// policies and runs one slice of every waiting repository (`BERTH_CLEANUP_SCHEDULE`).
@@ -61,14 +70,14 @@ impl Default for Config {
             database_url: "sqlite://data/berth.db?mode=rwc".into(),
             storage_url: "file://data/blobs".into(),
             gc_addr: "127.0.0.1:5001".into(),
-            gc_review_delay: "24h".into(),
-            log_format: "text".into(),
-            gc_interval: "5s".into(),
-            gc_max_backoff: "1m".into(),
+            gc_review_delay: Duration::from_secs(24 * 3600),
+            log_format: LogFormat::Text,
+            gc_interval: Duration::from_secs(5),
+            gc_max_backoff: Duration::from_secs(60),
             gc_blob_workers: 1,
             gc_manifest_workers: 1,
-            gc_storage_timeout: "5s".into(),
-            gc_queue_metrics_interval: "15s".into(),
+            gc_storage_timeout: Duration::from_secs(5),
+            gc_queue_metrics_interval: Duration::from_secs(15),
             cleanup_schedule: "0 * * * * *".into(),
             cleanup_max_tags_per_run: 1000,
             cleanup_batch_size: 100,
@@ -76,5 +85,24 @@ impl Default for Config {
             clock_offset: String::new(),
             clock_offset_file: String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let cfg = Config {
+            database_url: "postgres://berth:db-Secret-42@db.internal/berth".into(),
+            ..Config::default()
+        };
+        let shown = format!("{cfg:?} {cfg:#?}");
+        assert!(!shown.contains("db-Secret-42"), "{shown}");
+        assert!(
+            shown.contains("postgres://berth:***@db.internal/berth"),
+            "{shown}"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! berth-gc: the online garbage collector (SPEC 6.1), scheduled cleanup policies (6.2),
-//! storage usage (6.3) and the offline consistency check.
+//! berth-gc: the online garbage collector, scheduled cleanup policies, storage usage and
+//! the offline consistency check.
 
 pub mod check;
 pub mod cleanup;

@@ -37,9 +37,9 @@ async fn main() -> anyhow::Result<()> {
     let cfg: berth_gc::Config = berth_server::load_config(cli.common.config.as_deref())?;
     // One-off reports own stdout; their logs go to stderr.
     if matches!(cli.command, Some(Command::Check(_) | Command::Usage(_))) {
-        berth_server::init_tracing_stderr(cfg.log_format == "json");
+        berth_server::init_tracing_stderr(cfg.log_format.is_json());
     } else {
-        berth_server::init_tracing(cfg.log_format == "json");
+        berth_server::init_tracing(cfg.log_format.is_json());
     }
     let migrate = !cli.common.no_migrate;
     match cli.command.unwrap_or(Command::Run) {

@@ -24,30 +24,32 @@ pub async fn run_until(
     migrate: bool,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let db = berth_db::connect(&cfg.database_url)
+    let db = berth_db::connect(cfg.database_url.expose_secret())
         .await
         .context("connecting to the database")?;
     if migrate {
         berth_db::migrate(&db).await.context("migrating")?;
     }
+    // berth-gc owns the review delay: the registry and berth-auth follow what it records
+    // (`berth_db::settings`), so only this process's setting decides it.
+    berth_db::settings::record_review_delay(&db.write, cfg.gc_review_delay, true)
+        .await
+        .context("recording the GC review delay")?;
     let store = berth_blobstore::open_store(&cfg.storage_url).await?;
     let settings = Settings {
-        review_delay: berth_server::parse_duration(&cfg.gc_review_delay)
-            .context("BERTH_GC_REVIEW_DELAY")?,
-        storage_timeout: berth_server::parse_duration(&cfg.gc_storage_timeout)
-            .context("BERTH_GC_STORAGE_TIMEOUT")?,
+        review_delay: cfg.gc_review_delay,
+        storage_timeout: cfg.gc_storage_timeout,
     };
     let pace = Pace {
-        interval: berth_server::parse_duration(&cfg.gc_interval).context("BERTH_GC_INTERVAL")?,
-        max_backoff: berth_server::parse_duration(&cfg.gc_max_backoff)
-            .context("BERTH_GC_MAX_BACKOFF")?,
+        interval: cfg.gc_interval,
+        max_backoff: cfg.gc_max_backoff,
     };
     anyhow::ensure!(
         !pace.interval.is_zero(),
         "BERTH_GC_INTERVAL must be greater than zero"
     );
-    let gauges_every = berth_server::parse_duration(&cfg.gc_queue_metrics_interval)
-        .context("BERTH_GC_QUEUE_METRICS_INTERVAL")?
+    let gauges_every = cfg
+        .gc_queue_metrics_interval
         .max(Duration::from_millis(100));
     let listener = tokio::net::TcpListener::bind(&cfg.gc_addr)
         .await

@@ -161,7 +161,7 @@ fn config(cap: u64) -> berth_gc::Config {
     berth_gc::Config {
         cleanup_max_tags_per_run: cap,
         cleanup_batch_size: 100,
-        gc_review_delay: "1h".into(),
+        gc_review_delay: std::time::Duration::from_secs(3600),
         ..Default::default()
     }
 }

@@ -1,4 +1,4 @@
-//! Identity and access (SPEC 4): users, nested groups (namespaces), projects, memberships,
+//! Identity and access: users, nested groups (namespaces), projects, memberships,
 //! personal/project/group access tokens (bot users hold the latter), deploy tokens, CI jobs
 //! with their job-token allowlist, OAuth2 refresh tokens and the token signing keys.
 //! Secrets are stored only as SHA-256 digests; passwords as argon2id hashes.

@@ -1,4 +1,4 @@
-//! Storage limits (SPEC 3, 6.3): an optional cap in bytes on a project's and on a root
+//! Storage limits: an optional cap in bytes on a project's and on a root
 //! namespace's deduplicated registry usage. NULL means no limit.
 
 use sea_orm_migration::prelude::*;

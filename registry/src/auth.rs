@@ -79,7 +79,7 @@ pub async fn authorize_with(
 }
 
 /// Authenticate and require `actions` on repository `name`, then refuse it if its
-/// project's registry is disabled (`REGISTRY_DISABLED`, SPEC 3): a token issued before the
+/// project's registry is disabled (`REGISTRY_DISABLED`, for everyone): a token issued before the
 /// switch stops working within [`crate::projects::DIRECTORY_TTL`]. Checked after the token
 /// so an anonymous caller still gets the challenge and learns nothing about the project.
 pub async fn authorize(

@@ -1,14 +1,17 @@
 //! The registry's configuration: one TOML file whose every key can be overridden by the
 //! environment variable `BERTH_<KEY>` (see the README's configuration table).
 
+use std::time::Duration;
+
+use berth_server::{DatabaseUrl, LogFormat};
 use serde::Deserialize;
 
 /// Registry settings. Keys are the environment names without `BERTH_`, lowercased.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// `sqlite://…` or `postgres://…`.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…` (its password never shows in `Debug` or logs).
+    pub database_url: DatabaseUrl,
     /// `file://…` (or `s3://…` once that backend lands).
     pub storage_url: String,
     /// Listen address.
@@ -26,17 +29,20 @@ pub struct Config {
     /// Token realm; defaults to `<auth_url>/jwt/auth`.
     pub token_realm: Option<String>,
     /// Delay before the GC reviews something that may be unreferenced (humantime).
-    pub gc_review_delay: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub gc_review_delay: Duration,
     /// How long a replica may serve a cached manifest after another replica changed it
     /// (humantime; `0s` disables the cache).
-    pub manifest_cache_ttl: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub manifest_cache_ttl: Duration,
     /// How often pull counts collected in memory are written to the database (humantime);
     /// a crash loses at most this much of them.
-    pub usage_flush_interval: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub usage_flush_interval: Duration,
     /// Comma-separated project paths that exist, until berth-auth provides projects.
     pub registry_projects: String,
     /// `text` or `json` logs.
-    pub log_format: String,
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
@@ -51,11 +57,11 @@ impl Default for Config {
             token_jwks_url: None,
             token_public_key_file: None,
             token_realm: None,
-            gc_review_delay: "24h".into(),
-            manifest_cache_ttl: "3s".into(),
-            usage_flush_interval: "5s".into(),
+            gc_review_delay: Duration::from_secs(24 * 3600),
+            manifest_cache_ttl: Duration::from_secs(3),
+            usage_flush_interval: Duration::from_secs(5),
             registry_projects: String::new(),
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
         }
     }
 }
@@ -76,5 +82,28 @@ impl Config {
                 self.auth_url.trim_end_matches('/')
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_the_database_password() {
+        let cfg = Config {
+            database_url: "postgres://berth:db-Secret-42@db.internal/berth".into(),
+            ..Config::default()
+        };
+        let shown = format!("{cfg:?} {cfg:#?}");
+        assert!(!shown.contains("db-Secret-42"), "{shown}");
+        assert!(
+            shown.contains("postgres://berth:***@db.internal/berth"),
+            "{shown}"
+        );
+        assert_eq!(
+            cfg.database_url.expose_secret(),
+            "postgres://berth:db-Secret-42@db.internal/berth"
+        );
     }
 }

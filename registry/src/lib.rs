@@ -30,7 +30,7 @@ impl Application {
     /// Connect to the database and store (migrating unless `migrate` is false), load the
     /// token keys and bind the listener.
     pub async fn build(cfg: Config, migrate: bool) -> anyhow::Result<Self> {
-        let db = berth_db::connect(&cfg.database_url)
+        let db = berth_db::connect(cfg.database_url.expose_secret())
             .await
             .with_context(|| "connecting to the database (BERTH_DATABASE_URL)")?;
         // A configured list is for running without berth-auth; otherwise the projects are
@@ -71,15 +71,21 @@ impl Application {
             },
         };
         let verifier = Verifier::new(source, cfg.token_issuer.clone(), cfg.token_service.clone());
-        let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
-        let usage_flush_interval = berth_server::parse_duration(&cfg.usage_flush_interval)
-            .context("BERTH_USAGE_FLUSH_INTERVAL")?;
+        // berth-gc owns the delay; this only seeds a database none has recorded one in.
+        let review_delay = berth_db::settings::ReviewDelay::follow(
+            &db,
+            cfg.gc_review_delay,
+            berth_db::settings::REVIEW_DELAY_REFRESH,
+        )
+        .await
+        .context("reading the GC review delay berth-gc records")?;
+        let usage_flush_interval = cfg.usage_flush_interval;
         anyhow::ensure!(
             !usage_flush_interval.is_zero(),
             "BERTH_USAGE_FLUSH_INTERVAL must be greater than zero"
         );
         let state = AppState::new(state::Inner {
-            content: berth_content::Content::new(db.clone(), review_delay),
+            content: berth_content::Content::new(db.clone(), review_delay.clone()),
             db,
             store,
             verifier,
@@ -88,9 +94,7 @@ impl Application {
             service: cfg.token_service.clone(),
             review_delay,
             hashers: Default::default(),
-            manifests: service::cache::ManifestCache::new(berth_server::parse_duration(
-                &cfg.manifest_cache_ttl,
-            )?),
+            manifests: service::cache::ManifestCache::new(cfg.manifest_cache_ttl),
             pulls: Default::default(),
         });
         let listener = TcpListener::bind(&cfg.registry_addr)

@@ -1,6 +1,6 @@
 //! Berth's repository-name rule and the registry's off switch: a repository is an existing
 //! project's full path plus at most two more segments, and a project whose registry is
-//! `disabled` answers every request for its repositories with `REGISTRY_DISABLED` (SPEC 3),
+//! `disabled` answers every request for its repositories with `REGISTRY_DISABLED`,
 //! even to a token issued before the switch. Which projects exist, and their access level,
 //! is behind [`ProjectDirectory`].
 

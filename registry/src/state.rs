@@ -2,7 +2,6 @@
 
 use std::ops::Deref;
 use std::sync::Arc;
-use std::time::Duration;
 
 use berth_blobstore::BlobStore;
 use berth_db::Db;
@@ -32,8 +31,8 @@ pub struct Inner {
     pub realm: String,
     /// Service name sent in challenges.
     pub service: String,
-    /// GC review delay for queue rows this registry writes.
-    pub review_delay: Duration,
+    /// GC review delay for queue rows this registry writes: berth-gc's recorded value.
+    pub review_delay: berth_db::settings::ReviewDelay,
     /// Running hashes of uploads in progress on this process.
     pub hashers: Hashers,
     /// Recently served manifests.
@@ -53,7 +52,8 @@ impl AppState {
         &self,
         now: chrono::DateTime<chrono::Utc>,
     ) -> chrono::DateTime<chrono::Utc> {
-        now + chrono::Duration::from_std(self.review_delay).unwrap_or(chrono::Duration::days(1))
+        now + chrono::Duration::from_std(self.review_delay.get())
+            .unwrap_or(chrono::Duration::days(1))
     }
 }
 

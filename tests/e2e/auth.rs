@@ -1,4 +1,4 @@
-//! Token enforcement at the registry (SPEC 3): the exact challenge, scope checks per method,
+//! Token enforcement at the registry: the exact challenge, scope checks per method,
 //! and every way a token can be invalid.
 
 use std::time::Duration;

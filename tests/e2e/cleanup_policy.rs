@@ -1,4 +1,4 @@
-//! A cleanup policy end to end (SPEC 6.2): set through `PUT /projects/:id`, previewed
+//! A cleanup policy end to end: set through `PUT /projects/:id`, previewed
 //! through `GET …/cleanup_preview` (Reporter+), then run by the scheduler of berth-gc (its
 //! library, ticking every second on the same database) once its clock is moved past
 //! `next_run_at` (the `BERTH_CLOCK_OFFSET_FILE` test knob, no sleeping for a day). The run
@@ -200,10 +200,10 @@ stack_test!(scheduled_cleanup_deletes_what_the_preview_listed, |stack| {
     let clock_file = stack.logs.path().join("clock-offset");
     std::fs::write(&clock_file, "").unwrap();
     let cfg = berth_gc::Config {
-        database_url: stack.db.url.clone(),
+        database_url: stack.db.url.as_str().into(),
         cleanup_schedule: "* * * * * *".into(),
         clock_offset_file: clock_file.display().to_string(),
-        gc_review_delay: "1h".into(),
+        gc_review_delay: std::time::Duration::from_secs(3600),
         ..Default::default()
     };
     let db = berth_db::connect(&stack.db.url).await.unwrap();

@@ -1,4 +1,4 @@
-//! Every credential of SPEC 4.2 with real clients (podman, skopeo) against real berth-auth
+//! Every `docker login` credential with real clients (podman, skopeo) against real berth-auth
 //! and berth-registry: a Developer's PAT pushes and pulls, deploy tokens pull or push but
 //! never delete, a CI job token pushes only into its own project and pulls from another only
 //! once that project's allowlist names it, and finished jobs, revoked PATs and expired deploy

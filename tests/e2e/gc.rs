@@ -1,4 +1,4 @@
-//! Online garbage collection end to end (SPEC 6.1, issue 5): the real berth-gc next to the
+//! Online garbage collection end to end (issue 5): the real berth-gc next to the
 //! registry. Acceptance 1 (exactly the unreferenced manifests and blobs go, rows and
 //! bytes, and everything tagged still pulls), acceptance 3 (two gc processes never review
 //! the same row) and acceptance 2 (GC at delay 0 while writers push, re-tag and untag).

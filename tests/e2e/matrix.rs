@@ -1,12 +1,12 @@
-//! The visibility matrix of SPEC 4.3, cell by cell, against the real services: 3 project
+//! The visibility matrix (who may pull), cell by cell, against the real services: 3 project
 //! visibilities × 3 registry access levels × {anonymous, signed-in non-member, Guest,
 //! Reporter, Developer}, each decided twice — by the `access` `/jwt/auth` puts in the JWT and
 //! by what the registry then does with that token. Then push and registry `delete` by role
 //! and token scope (Developer+ pushes; `delete` needs Maintainer and an `api` PAT; admins get
 //! everything but `disabled`), and bad credentials answering `401 UNAUTHORIZED`.
 //!
-//! The expected results are literal tables below, written from the SPEC, not computed by the
-//! rules under test.
+//! The expected results are literal tables below, written from the product rules, not
+//! computed by the rules under test.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -107,7 +107,7 @@ pub(crate) async fn registry_call(
 const VISIBILITIES: [&str; 3] = ["public", "internal", "private"];
 const LEVELS: [&str; 3] = ["enabled", "private", "disabled"];
 
-/// Pull, SPEC 4.3, literally: (visibility, registry access level, [anonymous, signed-in
+/// Pull, as the product rules state it: (visibility, registry access level, [anonymous, signed-in
 /// non-member, Guest, Reporter, Developer]).
 #[rustfmt::skip]
 const PULL: [(&str, &str, [bool; 5]); 9] = [

@@ -1,4 +1,4 @@
-//! Storage limits (SPEC 3, 6.3): a tagging push that would take a root namespace's or a
+//! Storage limits: a tagging push that would take a root namespace's or a
 //! project's deduplicated usage over its limit is refused with 403 `QUOTA_EXCEEDED`, naming
 //! the usage and the limit; images that share layers count them once; what is stored stays
 //! pullable; deleting tags frees room; the API's usage figures are the sum of the unique

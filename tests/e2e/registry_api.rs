@@ -1,7 +1,7 @@
-//! The registry's management API (SPEC 5) against the real services: images pushed over
+//! The registry's management API (GitLab's paths) against the real services: images pushed over
 //! `/v2/`, then repositories listed per project and group (with tags and counts), offset
 //! and keyset pagination of tags, tag details with exact sizes and digests, a repository's
-//! deduplicated size, and who may see what (SPEC 4.3).
+//! deduplicated size, and who may see what (viewing is the right to pull).
 
 use berth_core::Digest;
 use reqwest::{Method, StatusCode};

@@ -1,5 +1,5 @@
 //! Switching a project's registry off (`container_registry_access_level: disabled`) stops
-//! everything (SPEC 3): within the registry's project-directory staleness bound
+//! everything, admins included: within the registry's project-directory staleness bound
 //! (`DIRECTORY_TTL`, 2 s) a token issued before the switch can neither pull, read tags nor
 //! push (`403 REGISTRY_DISABLED`), `/jwt/auth` grants nothing, the management API answers
 //! 403, and switching it back on restores the old token's access.

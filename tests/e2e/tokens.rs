@@ -1,4 +1,4 @@
-//! `/jwt/auth` against the real services: the JWT's header and claims (SPEC 4.4) checked
+//! `/jwt/auth` against the real services: the JWT's header and claims (GitLab-compatible) checked
 //! independently of Berth's own code, key rotation with real issued tokens, `docker login`
 //! answers (200/401/403), and failed-login rate limits (429).
 

@@ -1,5 +1,5 @@
 //! `GET /projects/:id/registry/repositories/:repository_id/cleanup_preview` (Reporter+):
-//! Berth's dry run of the project's cleanup policy on one repository (SPEC 6.2). It lists
+//! Berth's dry run of the project's cleanup policy on one repository. It lists
 //! exactly the tags the next scheduled run would delete and, for each kept tag, why.
 //!
 //! It calls the evaluation the run itself uses ([`berth_db::cleanup_plan::evaluate`]), as

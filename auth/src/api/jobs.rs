@@ -1,4 +1,4 @@
-//! CI jobs (SPEC 4.6), the small stand-in for a CI system: start a job (Developer+), read
+//! CI jobs, the small stand-in for a CI system: start a job (Developer+), read
 //! it, finish it (which kills its token); and the job-token allowlist of a project: which
 //! projects and groups may pull from it with their jobs' tokens.
 

@@ -1,4 +1,4 @@
-//! The management API under `/api/v4` (SPEC 5): GitLab's paths, JSON shapes, pagination and
+//! The management API under `/api/v4`: GitLab's v4 paths, JSON shapes, pagination and
 //! errors, so GitLab's clients work against Berth. One module per resource.
 
 pub mod access_tokens;

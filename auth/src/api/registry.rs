@@ -1,7 +1,7 @@
-//! The registry's repositories as GitLab lists them (SPEC 5): per project, per group (with
+//! The registry's repositories as GitLab lists them: per project, per group (with
 //! its subgroups) and one by id. Viewing a registry is the same right as pulling from it
-//! (SPEC 4.3). Tags live in [`super::registry_tags`]; deletions in
-//! [`super::registry_deletions`].
+//! (anonymous on public+enabled, signed-in on internal+enabled, else Reporter+). Tags live
+//! in [`super::registry_tags`]; deletions in [`super::registry_deletions`].
 
 use std::collections::HashMap;
 

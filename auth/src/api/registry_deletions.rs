@@ -1,7 +1,7 @@
-//! Asynchronous registry deletions (SPEC 5, GitLab's API): deleting a repository
+//! Asynchronous registry deletions (GitLab's API, answered 202): deleting a repository
 //! (`DELETE /projects/:id/registry/repositories/:repository_id`) and bulk-deleting its tags
 //! (`DELETE …/tags` with `name_regex_delete`, `name_regex_keep`, `keep_n`, `older_than`),
-//! both Maintainer+ (GitLab's `admin_container_image`, SPEC 4.3) and answered `202` while
+//! both Maintainer+ (GitLab's `admin_container_image`) and answered `202` while
 //! [`crate::deletions`] does the work. Instead of GitLab's once-an-hour limit, requests for
 //! one repository run one after another, in bounded batches.
 //!

@@ -1,6 +1,6 @@
-//! Berth's own artifact deletion (SPEC 5, "delete one artifact by digest with all its
+//! Berth's own artifact deletion (beyond GitLab: "delete one artifact by digest with all its
 //! tags"): `DELETE /projects/:id/registry/repositories/:repository_id/manifests/:digest`.
-//! Developer+ as for one tag (SPEC 4.3), written by the same database function as the
+//! Developer+ as for deleting one tag, written by the same database function as the
 //! registry's `DELETE /v2/<name>/manifests/<digest>` ([`berth_db::manifests::delete_and_queue`]),
 //! so the manifest, its tags and the GC review rows it implies change in one transaction.
 

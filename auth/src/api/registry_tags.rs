@@ -1,7 +1,7 @@
-//! A repository's tags as GitLab shows them (SPEC 5): the listing, sorted by name or (Berth)
+//! A repository's tags as GitLab shows them: the listing, sorted by name or (Berth)
 //! by time and filtered by name or time, with offset pagination or keyset pagination
 //! (`pagination=keyset`, `sort`, `last`: only a `rel="next"` link), one tag's details, and
-//! deleting one tag (Developer+, SPEC 4.3).
+//! deleting one tag (Developer+, as in GitLab).
 
 use axum::Json;
 use axum::Router;

@@ -1,6 +1,6 @@
-//! Storage limits and usage in the API (SPEC 3, 5, 6.3): Berth's `registry_storage_limit`
-//! on projects and top-level groups (set by instance admins), and GitLab's usage fields,
-//! `statistics.container_registry_size` on projects and
+//! Storage limits and usage in the API (usage deduplicated per scope): Berth's
+//! `registry_storage_limit` on projects and top-level groups (set by instance admins), and
+//! GitLab's usage fields, `statistics.container_registry_size` on projects and
 //! `root_storage_statistics.container_registry_size` on top-level groups, computed by
 //! [`berth_db::usage`] (deduplicated, one query each).
 

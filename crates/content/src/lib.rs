@@ -38,9 +38,8 @@ pub mod retry;
 pub use berth_db::liveness;
 mod tags;
 
-use std::time::Duration;
-
 use berth_db::Db;
+use berth_db::settings::ReviewDelay;
 use chrono::{DateTime, Utc};
 
 pub use error::{ContentError, Missing, Protected};
@@ -64,17 +63,14 @@ pub enum Immutable<'a> {
 #[derive(Debug, Clone)]
 pub struct Content {
     db: Db,
-    review_delay: chrono::Duration,
+    review_delay: ReviewDelay,
 }
 
 impl Content {
-    /// Content on `db`, queueing GC reviews `review_delay` after each change.
-    pub fn new(db: Db, review_delay: Duration) -> Self {
-        Content {
-            db,
-            review_delay: chrono::Duration::from_std(review_delay)
-                .unwrap_or(chrono::Duration::days(1)),
-        }
+    /// Content on `db`, queueing GC reviews `review_delay` after each change (the one
+    /// delay berth-gc records in the database, followed by every process).
+    pub fn new(db: Db, review_delay: ReviewDelay) -> Self {
+        Content { db, review_delay }
     }
 
     /// The database.
@@ -84,7 +80,8 @@ impl Content {
 
     /// When a review row written at `now` becomes due.
     pub fn review_after(&self, now: DateTime<Utc>) -> DateTime<Utc> {
-        now + self.review_delay
+        now + chrono::Duration::from_std(self.review_delay.get())
+            .unwrap_or(chrono::Duration::days(1))
     }
 }
 

@@ -1,4 +1,4 @@
-//! Who may pull, push and delete in a project's registry (SPEC 4.3): the visibility matrix,
+//! Who may pull, push and delete in a project's registry: the visibility matrix,
 //! GitLab's roles, and the caps token scopes and deploy tokens put on them. Pure rules; the
 //! auth service feeds them what it loaded.
 
@@ -177,8 +177,8 @@ impl Abilities {
     }
 }
 
-/// What a person may do in a project's registry by role and visibility: the matrix of
-/// SPEC 4.3. Pull follows visibility for non-reporters; push needs Developer; the
+/// What a person may do in a project's registry by role and visibility: the pull matrix
+/// below. Pull follows visibility for non-reporters; push needs Developer; the
 /// registry `delete` action needs Maintainer; admins may do everything; `disabled` stops
 /// everyone.
 pub fn user_abilities(project: ProjectAccess, who: Principal) -> Abilities {
@@ -252,7 +252,8 @@ mod tests {
     use RegistryAccess as A;
     use Visibility as V;
 
-    /// The pull matrix of SPEC 4.3, cell by cell: 3 visibilities × 3 access levels ×
+    /// The pull matrix, cell by cell (public+enabled: everyone; internal+enabled: signed-in;
+    /// otherwise Reporter+; disabled: no one): 3 visibilities × 3 access levels ×
     /// {anonymous, signed-in non-member, Guest, Reporter, Developer}.
     #[test]
     fn pull_matrix() {

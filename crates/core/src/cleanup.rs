@@ -1,4 +1,4 @@
-//! Which tags a cleanup deletes (SPEC 6.2, GitLab's `CleanupTagsService`): a pure function
+//! Which tags a cleanup deletes (GitLab's `CleanupTagsService`): a pure function
 //! over one repository's tags, shared by the bulk tag delete API, the scheduled cleanup
 //! policy and its preview, so all three decide alike.
 //!

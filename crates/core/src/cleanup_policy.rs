@@ -1,4 +1,4 @@
-//! Cleanup-policy settings (SPEC 5 and 6.2, GitLab's `container_expiration_policy`): the
+//! Cleanup-policy settings (GitLab's `container_expiration_policy`): the
 //! allowed values, GitLab's defaults for a project without a stored policy, validation with
 //! GitLab's messages, merging a partial update, and when the next run is due. The worker
 //! that applies a policy lives elsewhere; this is the pure part.

@@ -1,4 +1,4 @@
-//! Immutable tag rules (SPEC 3): a project's patterns over tag names. A tag that exists and
+//! Immutable tag rules: a project's patterns over tag names. A tag that exists and
 //! matches one cannot be overwritten or deleted, by anyone; creating it is fine. Patterns
 //! are RE2-style regular expressions (the `regex` crate's syntax is RE2's), matched
 //! unanchored like GitLab's.

@@ -81,7 +81,7 @@ pub async fn user_by_login(
 }
 
 /// The project owning the repository `path`: the longest project path that `path` equals or
-/// extends by at most two segments (SPEC 0).
+/// extends by at most two segments (a repository is a project's path plus 0 to 2 segments).
 pub async fn project_for_repository(
     c: &impl ConnectionTrait,
     path: &str,

@@ -1,4 +1,4 @@
-//! Queries of the offline consistency check (`berth-gc check`, SPEC 6.1): pages of blobs,
+//! Queries of the offline consistency check (`berth-gc check`, read-only): pages of blobs,
 //! blobs and manifests that no review row covers, queue health, stale upload sessions, and
 //! who is hurt when a blob's bytes are missing.
 //!
@@ -159,7 +159,7 @@ pub struct UnqueuedManifest {
     pub digest: String,
 }
 
-/// A page (by id, after `after`) of manifests that are dangling by SPEC 6.1 (untagged, not
+/// A page (by id, after `after`) of manifests that are dangling (untagged, not
 /// a child of an index, not the subject of a referrer) and have no review row.
 pub async fn unqueued_manifests(
     c: &impl ConnectionTrait,

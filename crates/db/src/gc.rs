@@ -1,5 +1,5 @@
 //! The online-GC review queues. Every write that may leave a blob or manifest unreferenced
-//! enqueues it here in the same transaction (SPEC 6.1); the gc-worker reviews due rows.
+//! enqueues it here in the same transaction, so no review is lost; the gc-worker reviews due rows.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;

@@ -23,6 +23,7 @@ pub mod registry_deletions;
 pub mod registry_read;
 pub mod repositories;
 pub mod repository_cleanups;
+pub mod settings;
 pub mod tag_listing;
 pub mod tag_rules;
 pub mod tags;

@@ -1,4 +1,4 @@
-//! Read-only queries behind the registry's management API (SPEC 5): the repositories under a
+//! Read-only queries behind the registry's management API: the repositories under a
 //! project or group path, tag counts and names, and deduplicated sizes over manifests and
 //! their index children. Tag pages (sorted, filtered) are [`crate::tag_listing`]'s.
 

@@ -1,4 +1,4 @@
-//! A repository's tags as the management API lists them (SPEC 5, "sort and filter tags by
+//! A repository's tags as the management API lists them (beyond GitLab: "sort and filter tags by
 //! name or time"): one order (name, or a time with the name as tie-breaker), a direction,
 //! filters on the name and on times, and either an offset page with the filtered total or a
 //! keyset page after a cursor.

@@ -1,4 +1,5 @@
-//! Deduplicated storage usage (SPEC 6.3) and the storage limits checked on push (SPEC 3).
+//! Deduplicated storage usage (unique blobs of tagged manifests, through indexes too) and
+//! the storage limits checked on push (a push past a limit is refused with `QUOTA_EXCEEDED`).
 //!
 //! Usage of a scope (a repository, a project, a root namespace) is the sum of the sizes of
 //! the distinct blobs (configs and layers) that its live manifests reference ([`crate::liveness`]:
@@ -285,19 +286,18 @@ pub async fn limits_for_repository(
 /// namespace's row until the transaction ends, so pushes under one root namespace that a
 /// limit covers take turns.
 ///
-/// Why this bounds usage (SPEC 3): every push under a limited root namespace (or into a
-/// limited project, whose root is the same) takes this lock first, then writes its manifest
-/// and tag, then computes usage and refuses if it exceeds a limit. The next such push waits
-/// here until the previous one commits or rolls back; on PostgreSQL (READ COMMITTED) each
-/// statement after the wait sees everything committed before it, so its usage figure
-/// includes the previous push and the two cannot both pass on stale totals. On SQLite
+/// Why this bounds usage (a push must not exceed a limit): every push under a limited root
+/// namespace (or into a limited project, whose root is the same) takes this lock first, then
+/// writes its manifest and tag, then computes usage and refuses if it exceeds a limit. The next
+/// such push waits here until the previous one commits or rolls back; on PostgreSQL (READ
+/// COMMITTED) each statement after the wait sees everything committed before it, so its usage
+/// figure includes the previous push and the two cannot both pass on stale totals. On SQLite
 /// [`crate::Db::begin_write`] already serialises write transactions, so nothing is needed.
-/// Pushes therefore never take usage over a limit (an admin lowering a limit can; a push
-/// that read "no limit" just before an admin set one can add itself once). Tag and
-/// manifest deletions do not take the lock: they only lower usage. Pushes that no limit
-/// covers never lock. `tests/e2e/quota.rs` races eight pushes into two projects of one
-/// limited namespace; without this lock PostgreSQL lets six or seven of them in instead of
-/// the three that fit.
+/// Pushes therefore never take usage over a limit (an admin lowering a limit can; a push that
+/// read "no limit" just before an admin set one can add itself once). Tag and manifest
+/// deletions do not take the lock: they only lower usage. Pushes that no limit covers never
+/// lock. `tests/e2e/quota.rs` races eight pushes into two projects of one limited namespace;
+/// without this lock PostgreSQL lets six or seven of them in instead of the three that fit.
 pub async fn lock_root_namespace(c: &impl ConnectionTrait, root_id: i64) -> Result<(), DbErr> {
     if c.get_database_backend() == DatabaseBackend::Postgres {
         c.execute(Statement::from_sql_and_values(

@@ -1,5 +1,5 @@
 //! Plain single-table reads for `berth-gc usage --recompute`: a second, independent way to
-//! compute deduplicated usage (SPEC 6.3) that walks tags → index children → layers and
+//! compute deduplicated usage that walks tags → index children → layers and
 //! configs in the caller's code instead of [`crate::usage`]'s recursive CTE, so the two can
 //! be cross-checked.
 

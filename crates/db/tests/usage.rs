@@ -1,4 +1,4 @@
-//! Deduplicated usage (SPEC 6.3) and storage limits (m0007) on SQLite and PostgreSQL:
+//! Deduplicated usage and storage limits (m0007) on SQLite and PostgreSQL:
 //! shared blobs count once per scope, index children count through their tagged index,
 //! untagged manifests do not count, and the limits of a repository's project and root
 //! namespace are found in one query.

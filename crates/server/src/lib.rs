@@ -11,6 +11,9 @@ use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde::de::DeserializeOwned;
 
+pub mod values;
+pub use values::{DatabaseUrl, LogFormat};
+
 /// Flags every binary takes.
 #[derive(Debug, clap::Args)]
 pub struct CommonArgs {
@@ -25,8 +28,8 @@ pub struct CommonArgs {
 /// Load a config struct: the TOML file (if any), then every `BERTH_<KEY>` environment
 /// variable as key `<key>` (lowercased), so each file key can be overridden by environment;
 /// a variable set to the empty string removes the key (the default applies).
-/// Values from the environment are strings; config structs keep their fields as strings or
-/// use serde's string-friendly types.
+/// Values from the environment are strings; config structs parse them at load with
+/// [`de::flexible`], [`values::duration`] or a type's own string form.
 pub fn load_config<T: DeserializeOwned>(file: Option<&Path>) -> anyhow::Result<T> {
     let mut table: BTreeMap<String, toml::Value> = match file {
         Some(path) => {
@@ -108,6 +111,10 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// `/-/health` (alive), `/-/ready` (the `ready` check passes) and `/metrics`.
+///
+/// `/-/ready` answers anyone, so it says only `ready` (200) or `not ready` (503): which
+/// dependency failed and its error (a host name, a path, a driver message) are for the
+/// operator and go to the log, not to an anonymous caller.
 pub fn health_routes<F, Fut>(ready: F) -> Router
 where
     F: Fn() -> Fut + Clone + Send + Sync + 'static,
@@ -120,15 +127,21 @@ where
             "/-/ready",
             get(move || {
                 let ready = ready.clone();
-                async move {
-                    match ready().await {
-                        Ok(()) => (StatusCode::OK, "ready".to_owned()),
-                        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e),
-                    }
-                }
+                async move { readiness(ready().await) }
             }),
         )
         .route("/metrics", get(move || std::future::ready(handle.render())))
+}
+
+/// The `/-/ready` answer for a check's outcome; the failure reason is logged only.
+fn readiness(outcome: Result<(), String>) -> (StatusCode, &'static str) {
+    match outcome {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(reason) => {
+            tracing::warn!(reason = %reason, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "not ready")
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,4 +1,4 @@
-//! `berth-gc check` (SPEC 6.1, offline check): compares the blob store with the database and
+//! `berth-gc check` (the offline check): compares the blob store with the database and
 //! looks at the review queues' health; read-only unless `--repair`.
 //!
 //! What it finds, and what `--repair` does about it:
@@ -9,7 +9,7 @@
 //! | missing bytes of an unreferenced blob row | delete the row (links cascade, review row too) |
 //! | missing bytes of a referenced blob row | nothing: data loss; the images are listed |
 //! | unqueued blob: unreferenced, no review row | enqueue it for review |
-//! | unqueued manifest: dangling by SPEC 6.1, no review row | enqueue it for review |
+//! | unqueued manifest: untagged, unreferenced, no review row | enqueue it for review |
 //! | overdue review rows, rows failing `--failing-reviews` times | nothing: the workers' job |
 //! | stale upload: session row or file untouched for `--upload-age` | delete row and file |
 //!
@@ -173,13 +173,14 @@ pub async fn run(cfg: crate::Config, args: Args, migrate: bool) -> anyhow::Resul
         upload_age: parse("upload-age", &args.upload_age)?,
         overdue: parse("overdue", &args.overdue)?,
         failing_reviews: args.failing_reviews,
-        review_delay: parse("gc_review_delay", &cfg.gc_review_delay)?,
+        review_delay: cfg.gc_review_delay,
     };
-    let db = berth_db::connect(&cfg.database_url)
+    let db = berth_db::connect(cfg.database_url.expose_secret())
         .await
         .context("connecting to the database")?;
     if migrate {
-        // Like every Berth binary (SPEC 2); a brand-new database then checks as empty.
+        // Every Berth binary applies pending migrations at start; a brand-new database then
+        // checks as empty.
         berth_db::migrate(&db)
             .await
             .context("applying migrations")?;

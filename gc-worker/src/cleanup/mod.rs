@@ -1,4 +1,4 @@
-//! Cleanup policies on schedule (SPEC 6.2): a `cron`-driven scheduler that runs due
+//! Cleanup policies on schedule: a `cron`-driven scheduler that runs due
 //! policies per repository with a per-run cap and resumption, and `berth-gc cleanup`
 //! (`--dry-run` previews; without it, runs a project's policy now).
 //!
@@ -95,7 +95,7 @@ pub async fn scheduler(cfg: crate::Config, db: berth_db::Db, mut stop: watch::Re
 /// verdict as the next run would give it; without `--dry-run`, run the policy on the
 /// project now (even if disabled; the schedule is untouched) and print what went.
 pub async fn run_cli(cfg: crate::Config, project: &str, dry_run: bool) -> anyhow::Result<()> {
-    let db = berth_db::connect(&cfg.database_url).await?;
+    let db = berth_db::connect(cfg.database_url.expose_secret()).await?;
     berth_db::migrate(&db).await?;
     let p = projects::Entity::find()
         .filter(projects::Column::FullPath.eq(project.trim_matches('/')))

@@ -58,10 +58,11 @@ pub struct Cleaner {
 impl Cleaner {
     /// A worker on `db` with `cfg`'s cap, batch size, review delay and clock.
     pub fn new(db: Db, cfg: &crate::Config) -> anyhow::Result<Self> {
-        let delay =
-            berth_server::parse_duration(&cfg.gc_review_delay).context("BERTH_GC_REVIEW_DELAY")?;
         Ok(Cleaner {
-            content: Content::new(db.clone(), delay),
+            content: Content::new(
+                db.clone(),
+                berth_db::settings::ReviewDelay::fixed(cfg.gc_review_delay),
+            ),
             db,
             clock: Clock::from_config(cfg)?,
             owner: format!("cleanup-{}", uuid::Uuid::new_v4()),

@@ -1,4 +1,4 @@
-//! `berth-gc usage` (SPEC 6.3): deduplicated storage usage per root namespace, per project
+//! `berth-gc usage`: deduplicated storage usage per root namespace, per project
 //! and (with `--repositories`) per repository.
 //!
 //! Why there are no stored counters to keep up to date: every figure Berth shows or enforces
@@ -65,11 +65,12 @@ impl Row {
 
 /// Run the command: print figures, fail if `--recompute` finds a mismatch.
 pub async fn run(cfg: crate::Config, args: Args, migrate: bool) -> anyhow::Result<()> {
-    let db = berth_db::connect(&cfg.database_url)
+    let db = berth_db::connect(cfg.database_url.expose_secret())
         .await
         .context("connecting to the database")?;
     if migrate {
-        // Like every Berth binary (SPEC 2); a brand-new database then checks as empty.
+        // Every Berth binary applies pending migrations at start; a brand-new database then
+        // checks as empty.
         berth_db::migrate(&db)
             .await
             .context("applying migrations")?;

@@ -1,4 +1,4 @@
-//! Online garbage collection (SPEC 6.1, GitLab's design): workers that take due rows of the
+//! Online garbage collection (GitLab's design): workers that take due rows of the
 //! blob and manifest review queues one at a time, re-check inside the transaction whether
 //! the blob or manifest is still referenced, and delete it if not.
 //!

@@ -127,7 +127,11 @@ pub async fn start_upload(
         }
         .await;
         if let Err(e) = result {
-            let _ = service::uploads::discard(state, &id).await;
+            // The upload's own error is the answer; a session left behind by a failed
+            // discard expires with the stale uploads `berth-gc check --repair` removes.
+            if let Err(discard) = service::uploads::discard(state, &id).await {
+                tracing::warn!(upload.id = %id, error = ?discard, "discarding a failed monolithic upload");
+            }
             return Err(e);
         }
         return Ok(created(name, &digest));

@@ -115,7 +115,11 @@ pub async fn put_small(
     }
     .await;
     if let (Err(_), Some(id)) = (&result, upload) {
-        let _ = discard(state, id).await;
+        // The write's own error is the answer; a session a failed discard leaves behind is
+        // removed later as a stale upload, so log it rather than mask the first error.
+        if let Err(e) = discard(state, id).await {
+            tracing::warn!(upload.id = %id, error = ?e, "discarding a failed upload");
+        }
     }
     result
 }

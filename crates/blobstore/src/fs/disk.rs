@@ -76,7 +76,11 @@ pub(super) fn put(tmp: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(StoreError::from)
         .and_then(|f| install(f, tmp, dest));
     if result.is_err() {
-        let _ = remove_if_present(tmp);
+        // The write already failed and that error is what the caller gets; a temporary file
+        // left behind is only litter (`berth-gc check` finds stale ones), so log it.
+        if let Err(e) = remove_if_present(tmp) {
+            tracing::warn!(path = %tmp.display(), error = %e, "removing a failed blob write's temporary file");
+        }
     }
     result
 }
