@@ -123,14 +123,16 @@ impl Application {
             async move { db.ping().await.map_err(|e| format!("database: {e}")) }
         };
         use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-        Router::new()
+        let router = Router::new()
             .route("/.well-known/jwks.json", get(get_jwks))
             .merge(jwt::routes())
             .merge(oauth::routes())
             .nest("/api/v4", api::router())
             .with_state(state)
             .layer(axum::middleware::from_fn(request_span))
-            .merge(berth_server::health_routes(ready))
+            .merge(berth_server::health_routes(ready));
+        // A panicking request answers as any other internal error of the API.
+        berth_server::catch_panics(router, r#"{"message":"500 Internal Server Error"}"#)
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
     }

@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg: berth_auth::Config = berth_server::load_config(cli.common.config.as_deref())?;
     berth_server::init_tracing(cfg.log_format.is_json());
+    berth_server::install_panic_hook();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Migrate => {
             let db = berth_db::connect(cfg.database_url.expose_secret()).await?;

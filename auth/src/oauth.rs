@@ -61,12 +61,41 @@ async fn fields(req: Request) -> Result<Vec<(String, String)>, TokenError> {
     if json {
         let v: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&body).map_err(|_| TokenError::BadRequest("invalid JSON"))?;
-        Ok(v.into_iter()
-            .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
-            .collect())
+        let mut out = Vec::with_capacity(v.len());
+        for (k, v) in v {
+            use serde_json::Value;
+            let text = match v {
+                Value::Null => continue,
+                Value::String(s) => s,
+                // Grape's coercion of a scalar to a text field.
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                // A list or an object where the grant takes text is refused, never read as
+                // absent (a `scope` list would otherwise fall back to the default scope).
+                Value::Array(_) | Value::Object(_) => match invalid_field(&k) {
+                    Some(message) => return Err(TokenError::BadRequest(message)),
+                    None => continue,
+                },
+            };
+            out.push((k, text));
+        }
+        Ok(out)
     } else {
         Ok(form_urlencoded::parse(&body).into_owned().collect())
     }
+}
+
+/// GitLab's message for a field of the grant given with the wrong type; `None` for a field
+/// the grant does not read (ignored, as GitLab ignores undeclared parameters).
+fn invalid_field(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "grant_type" => "grant_type is invalid",
+        "username" => "username is invalid",
+        "password" => "password is invalid",
+        "scope" => "scope is invalid",
+        "refresh_token" => "refresh_token is invalid",
+        _ => return None,
+    })
 }
 
 /// `POST /oauth/token` with `grant_type=password` or `grant_type=refresh_token`.

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     } else {
         berth_server::init_tracing(cfg.log_format.is_json());
     }
+    berth_server::install_panic_hook();
     let migrate = !cli.common.no_migrate;
     match cli.command.unwrap_or(Command::Run) {
         Command::Run => berth_gc::run::run(cfg, migrate).await,

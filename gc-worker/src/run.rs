@@ -112,7 +112,10 @@ pub async fn run_until(
         "berth-gc running"
     );
 
-    let app = berth_server::health_routes(ready_check(db.clone(), store.clone()));
+    let app = berth_server::catch_panics(
+        berth_server::health_routes(ready_check(db.clone(), store.clone())),
+        r#"{"error":"internal error"}"#,
+    );
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

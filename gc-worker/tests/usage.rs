@@ -134,8 +134,10 @@ async fn usage_per_namespace_project_and_repository(db: TestDb) {
     );
 
     // The binary prints the same figures and exits 0.
+    let panics = berth_test_support::PanicGuard::new("berth-gc usage");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_berth-gc"))
         .env_clear()
+        .env(berth_test_support::panics::PANIC_FILE_ENV, panics.path())
         .env("RUST_LOG", "warn")
         .env("BERTH_DATABASE_URL", &db.url)
         .args(["usage", "--recompute"])

@@ -2,10 +2,10 @@
 //! times) and check that its `access` claim covers what the request needs. Authorization
 //! needs depend on the route, so handlers call [`authorize`] with their scopes.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use axum::http::HeaderMap;
-use berth_core::immutability::TagPatterns;
+use berth_core::immutability::{PatternCache, TagPatterns};
 use berth_core::scope::{Action, Scope};
 use berth_token::{Claims, VerifyError};
 
@@ -94,21 +94,40 @@ pub async fn authorize(
     Ok(claims)
 }
 
-/// The immutable tag patterns the token carries for repository `name`, compiled once for
-/// the request. A pattern that does not compile matches nothing (auth validates patterns
-/// when rules are created, so this means a foreign or corrupted token): logged, not fatal.
-pub fn immutable_patterns(claims: &Claims, name: &str) -> TagPatterns {
+/// How many distinct immutable-pattern lists the registry keeps compiled. A list is one
+/// project's rules as of a token, so this covers as many projects pushing at once; beyond
+/// it a list is compiled again when it comes back.
+const PATTERN_LISTS_CACHED: usize = 1024;
+
+/// Compiled immutable-pattern lists, shared by every request of the process. Every push
+/// token carries its project's patterns; compiling them on each manifest write cost a
+/// regex compilation per push, so each distinct list (each change of the rules) is
+/// compiled once.
+static PATTERNS: LazyLock<PatternCache> = LazyLock::new(|| PatternCache::new(PATTERN_LISTS_CACHED));
+
+/// The immutable tag patterns the token carries for repository `name`, compiled once per
+/// distinct list ([`PATTERNS`]). A pattern that does not compile matches nothing (auth
+/// validates patterns when rules are created, so this means a foreign or corrupted token):
+/// logged when its list is compiled, not fatal.
+pub fn immutable_patterns(claims: &Claims, name: &str) -> Arc<TagPatterns> {
     let raw = claims
         .meta_for(name)
         .and_then(|m| m.tag_immutable_patterns.as_deref())
         .unwrap_or_default();
-    let (patterns, invalid) = TagPatterns::compile(raw);
-    for pattern in invalid {
-        tracing::warn!(
-            repository.name = name,
-            tag.pattern = pattern,
-            "ignoring an immutable tag pattern that does not compile"
-        );
+    if raw.is_empty() {
+        static NONE: LazyLock<Arc<TagPatterns>> = LazyLock::new(Arc::default);
+        return NONE.clone();
     }
-    patterns
+    let cached = PATTERNS.get(raw);
+    if let Some(invalid) = cached.compiled {
+        metrics::counter!("berth_registry_tag_pattern_compilations_total").increment(1);
+        for pattern in invalid {
+            tracing::warn!(
+                repository.name = name,
+                tag.pattern = pattern,
+                "ignoring an immutable tag pattern that does not compile"
+            );
+        }
+    }
+    cached.patterns
 }

@@ -17,6 +17,8 @@ use crate::support::*;
 struct Auth {
     url: String,
     child: std::process::Child,
+    /// Dropped after `child` was killed: fails the test if berth-auth recorded a panic.
+    _panics: berth_test_support::PanicGuard,
 }
 
 impl Drop for Auth {
@@ -40,7 +42,9 @@ fn auth_command(db_url: &str) -> Command {
 
 async fn start_auth(db_url: &str) -> Auth {
     let port = free_port();
-    let child = auth_command(db_url)
+    let panics = berth_test_support::PanicGuard::new("berth-auth");
+    let child = panics
+        .arm(&mut auth_command(db_url))
         .env("BERTH_AUTH_ADDR", format!("127.0.0.1:{port}"))
         .stdout(Stdio::null())
         .spawn()
@@ -54,7 +58,11 @@ async fn start_auth(db_url: &str) -> Auth {
         assert!(Instant::now() < deadline, "berth-auth did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Auth { url, child }
+    Auth {
+        url,
+        child,
+        _panics: panics,
+    }
 }
 
 /// The newest stored signing key, as berth-auth would sign with it.
@@ -131,7 +139,9 @@ both!(registry_trusts_the_auth_jwks_across_rotation, |env| {
     let old_token = sign(first.clone());
     assert_eq!(status(old_token.clone()).await, StatusCode::ACCEPTED);
 
-    let out = auth_command(&env.db.url)
+    let rotate_panics = berth_test_support::PanicGuard::new("berth-auth keys rotate");
+    let out = rotate_panics
+        .arm(&mut auth_command(&env.db.url))
         .args(["keys", "rotate"])
         .output()
         .unwrap();

@@ -167,6 +167,7 @@ stack_test!(scheduled_cleanup_deletes_what_the_preview_listed, |stack| {
     assert_eq!(reasons, want);
 
     // `berth-gc cleanup --dry-run` prints the same verdicts.
+    let panics = berth_test_support::PanicGuard::new("berth-gc cleanup");
     let out = std::process::Command::new(crate::support::binary("berth-gc"))
         .args([
             "--no-migrate",
@@ -178,6 +179,7 @@ stack_test!(scheduled_cleanup_deletes_what_the_preview_listed, |stack| {
         .env_clear()
         .env("BERTH_DATABASE_URL", &stack.db.url)
         .env("RUST_LOG", "warn")
+        .env(berth_test_support::panics::PANIC_FILE_ENV, panics.path())
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");

@@ -480,8 +480,10 @@ async fn collects_exactly_the_unreferenced(stack: Stack) {
     assert_eq!(gone.len(), 6);
     assert_eq!(runs(&gc.url, &["result=\"error\""]).await, 0);
     // And the offline check finds nothing wrong (non-zero exit while a problem remains).
+    let panics = berth_test_support::PanicGuard::new("berth-gc check");
     let check = std::process::Command::new(crate::support::binary("berth-gc"))
         .env_clear()
+        .env(berth_test_support::panics::PANIC_FILE_ENV, panics.path())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "warn")
         .env("BERTH_DATABASE_URL", &stack.db.url)

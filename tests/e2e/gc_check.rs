@@ -15,8 +15,10 @@ const REPO: &str = "acme/platform/app";
 
 /// Run `berth-gc check` with `args`; returns (success, stdout JSON).
 async fn check(env: &Env, args: &[&str]) -> (bool, Value) {
+    let panics = berth_test_support::PanicGuard::new("berth-gc check");
     let out = tokio::process::Command::new(crate::support::binary("berth-gc"))
         .env_clear()
+        .env(berth_test_support::panics::PANIC_FILE_ENV, panics.path())
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("RUST_LOG", "warn")
         .env("BERTH_DATABASE_URL", &env.db.url)

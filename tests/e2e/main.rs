@@ -16,6 +16,7 @@ mod expiration_policy;
 mod gc;
 mod gc_check;
 mod immutable_tags;
+mod input_bounds;
 mod log_secrets;
 mod manifest_delete_api;
 mod matrix;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use berth_test_support::{Backend, TestDb};
+use berth_test_support::{Backend, PanicGuard, TestDb};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -15,14 +15,28 @@ use crate::support::{binary, free_port};
 /// The bootstrap admin's password in tests.
 pub const ROOT_PASSWORD: &str = "root-password-for-tests";
 
-/// A running service process; killed on drop.
+/// A running service process; killed on drop, and then the test fails if it panicked.
 pub struct Proc {
     /// `http://127.0.0.1:<port>`
     pub url: String,
     child: Child,
+    /// Dropped after `child` was killed: fails the test if the process recorded a panic.
+    _panics: PanicGuard,
 }
 
 impl Proc {
+    /// Spawn `cmd` (the service `what`, serving at `url`) with its own panic file.
+    fn spawn(mut cmd: Command, what: &str, url: String) -> Proc {
+        let panics = PanicGuard::new(what);
+        panics.arm(&mut cmd);
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+        Proc {
+            url,
+            child,
+            _panics: panics,
+        }
+    }
+
     /// SIGTERM it (graceful shutdown) and wait for it to exit.
     pub fn terminate(&mut self) {
         let _ = std::process::Command::new("kill")
@@ -106,10 +120,7 @@ impl AuthSpawn {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
-        Proc {
-            url: auth_url,
-            child: cmd.spawn().expect("spawn berth-auth"),
-        }
+        Proc::spawn(cmd, "berth-auth", auth_url)
     }
 }
 
@@ -179,10 +190,7 @@ impl Stack {
         for (k, v) in &opts.registry_env {
             cmd.env(k, v);
         }
-        let registry = Proc {
-            url: registry_url,
-            child: cmd.spawn().expect("spawn berth-registry"),
-        };
+        let registry = Proc::spawn(cmd, "berth-registry", registry_url);
         wait_healthy(&registry.url, "berth-registry").await;
 
         let root_token = cli_token(&db.url, "root", "api,read_registry,write_registry");
@@ -231,10 +239,7 @@ impl Stack {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let gc = Proc {
-            url: format!("http://127.0.0.1:{port}"),
-            child: cmd.spawn().expect("spawn berth-gc"),
-        };
+        let gc = Proc::spawn(cmd, "berth-gc", format!("http://127.0.0.1:{port}"));
         wait_healthy(&gc.url, "berth-gc").await;
         gc
     }
@@ -429,7 +434,9 @@ fn log_file_mode(dir: &tempfile::TempDir, name: &str, append: bool) -> Stdio {
 
 /// `berth-auth token create` against the database; the printed secret.
 pub fn cli_token(db_url: &str, user: &str, scopes: &str) -> String {
-    let out = base_command("berth-auth", "warn", db_url)
+    let panics = PanicGuard::new("berth-auth token create");
+    let out = panics
+        .arm(&mut base_command("berth-auth", "warn", db_url))
         .args([
             "--no-migrate",
             "token",

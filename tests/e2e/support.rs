@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use berth_core::Digest;
-use berth_test_support::{Backend, TestDb, TestKeys, TokenServer};
+use berth_test_support::{Backend, PanicGuard, TestDb, TestKeys, TokenServer};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -41,11 +41,13 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// A running registry process.
+/// A running registry process; killed on drop, and then the test fails if it panicked.
 pub struct RegistryProcess {
     /// `http://127.0.0.1:<port>`
     pub url: String,
     child: Child,
+    /// Dropped after `child` was killed: fails the test if the process recorded a panic.
+    _panics: PanicGuard,
 }
 
 impl RegistryProcess {
@@ -203,6 +205,8 @@ async fn spawn(
     for (k, v) in extra {
         cmd.env(k, v);
     }
+    let panics = PanicGuard::new("berth-registry");
+    panics.arm(&mut cmd);
     let child = cmd.spawn().expect("spawn berth-registry");
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -218,7 +222,11 @@ async fn spawn(
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    RegistryProcess { url, child }
+    RegistryProcess {
+        url,
+        child,
+        _panics: panics,
+    }
 }
 
 /// Push `data` as a blob of `name` in one request; returns its digest.

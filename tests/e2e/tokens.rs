@@ -317,8 +317,10 @@ async fn rotation_keeps_old_tokens_working() {
         let old = stack.registry_token(Some(("dev", &pat)), &scope).await;
         let old_kid = part(&old, 0)["kid"].as_str().unwrap().to_owned();
         let status = crate::support::binary("berth-auth");
+        let panics = berth_test_support::PanicGuard::new("berth-auth keys rotate");
         let out = std::process::Command::new(status)
             .env_clear()
+            .env(berth_test_support::panics::PANIC_FILE_ENV, panics.path())
             .env("BERTH_DATABASE_URL", &stack.db.url)
             .env("RUST_LOG", "warn")
             .args(["--no-migrate", "keys", "rotate"])

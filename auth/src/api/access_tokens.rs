@@ -74,7 +74,9 @@ async fn list_bot_tokens(
     let bots = bots(&state.db.read, kind, t.id).await?;
     let q = PatQuery {
         user_ids: Some(bots.iter().map(|b| b.id).collect()),
-        active: p.str("state").map(|s| s == "active"),
+        active: p
+            .one_of("state", &["active", "inactive"])?
+            .map(|s| s == "active"),
         revoked: None,
     };
     let (rows, total) =

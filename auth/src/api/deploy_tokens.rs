@@ -113,7 +113,7 @@ async fn create_deploy_token(
     caller.require_write()?;
     let owner = owner(&state, &caller, kind, &id).await?;
     let name = p.required("name")?;
-    let scopes = p.list("scopes").unwrap_or_default();
+    let scopes = p.list("scopes")?.unwrap_or_default();
     if scopes.is_empty() {
         return Err(ApiError::BadRequest("scopes is missing".into()));
     }
@@ -128,7 +128,7 @@ async fn create_deploy_token(
             "expires_at must be in the future".into(),
         ));
     }
-    let username = p.str("username");
+    let username = p.str("username")?;
     if username.as_deref().is_some_and(|u| {
         !u.chars()
             .all(|c| c.is_ascii_alphanumeric() || "._+-".contains(c))

@@ -38,7 +38,7 @@ pub fn require_read(caller: Option<&Caller>) -> ApiResult<()> {
 
 /// A visibility parameter, or `default`.
 pub fn visibility(p: &Params, default: Visibility) -> ApiResult<Visibility> {
-    match p.str("visibility") {
+    match p.str("visibility")? {
         None => Ok(default),
         Some(v) => v
             .parse()
@@ -191,7 +191,7 @@ async fn list_groups(
         min_level = Some(Role::Owner.level());
     }
     let q = GroupQuery {
-        search: p.str("search"),
+        search: p.str("search")?,
         parent_id: None,
         top_level_only: p.bool("top_level_only")?.unwrap_or(false),
         min_level,
@@ -220,7 +220,7 @@ async fn list_subgroups(
     let page = p.page()?;
     let (g, _) = visible_group(&state, caller.as_ref(), &id).await?;
     let q = GroupQuery {
-        search: p.str("search"),
+        search: p.str("search")?,
         parent_id: Some(g.id),
         ..GroupQuery::default()
     };
@@ -257,14 +257,14 @@ async fn create_group(
 ) -> ApiResult<Response> {
     caller.require_write()?;
     let name = p.required("name")?;
-    let path = p.str("path").unwrap_or_else(|| slug(&name));
+    let path = p.str("path")?.unwrap_or_else(|| slug(&name));
     if !valid_path(&path) {
         return Err(ApiError::BadRequest(
             "path can contain only lowercase letters, digits, '_', '-' and '.', and must start and end with a letter or digit".into(),
         ));
     }
     let vis = visibility(&p, Visibility::Private)?;
-    let parent = match p.str("parent_id") {
+    let parent = match p.str("parent_id")? {
         None => None,
         Some(pid) => {
             let (parent, role) = visible_group(&state, Some(&caller), &pid).await?;
@@ -332,12 +332,12 @@ async fn update_group(
 ) -> ApiResult<Json<Value>> {
     caller.require_write()?;
     let g = lookup::group_with_role(&state.db.read, &caller, &id, Role::Owner).await?;
-    if p.str("path").is_some_and(|path| path != g.path) {
+    if p.str("path")?.is_some_and(|path| path != g.path) {
         return Err(ApiError::BadRequest(
             "path cannot be changed in Berth".into(),
         ));
     }
-    let vis = match p.str("visibility") {
+    let vis = match p.str("visibility")? {
         None => None,
         Some(_) => Some(visibility(&p, Visibility::Private)?),
     };
@@ -368,7 +368,7 @@ async fn update_group(
     let mut g = berth_db::namespaces::update_group(
         &txn,
         g,
-        p.str("name"),
+        p.str("name")?,
         vis.map(|v| v.as_str().to_owned()),
     )
     .await?;

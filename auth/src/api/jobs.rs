@@ -87,7 +87,7 @@ async fn create_job(
 ) -> ApiResult<Response> {
     caller.require_write()?;
     let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Developer).await?;
-    let git_ref = p.str("ref");
+    let git_ref = p.str("ref")?;
     let secret = secrets::generate(secrets::JOB_PREFIX);
     let txn = state.db.begin_write().await?;
     let job = berth_db::jobs::create(
@@ -194,7 +194,7 @@ async fn finish_job(
     Path(job_id): Path<String>,
     p: Params,
 ) -> ApiResult<Json<Value>> {
-    let status = p.str("status").unwrap_or_else(|| "success".into());
+    let status = p.str("status")?.unwrap_or_else(|| "success".into());
     if !["success", "failed", "canceled"].contains(&status.as_str()) {
         return Err(ApiError::BadRequest(
             "status does not have a valid value".into(),

@@ -164,7 +164,7 @@ async fn list_members(
     caller.require_read()?;
     let page = p.page()?;
     let scope = Scope::resolve(&state, &caller, kind, &id).await?;
-    let query = p.str("query").map(|q| q.to_lowercase());
+    let query = p.str("query")?.map(|q| q.to_lowercase());
     let items = members_of(&state, &scope, inherited)
         .await?
         .into_iter()
@@ -252,7 +252,7 @@ async fn add_member(
     let role = level(&p, true)?.unwrap_or(Role::Guest);
     may_touch(&scope, role.level())?;
     let expires_at = p.date("expires_at")?.flatten();
-    let user = match (p.int("user_id")?, p.str("username")) {
+    let user = match (p.int("user_id")?, p.str("username")?) {
         (Some(uid), _) => berth_db::users::by_id(&state.db.read, uid).await?,
         (None, Some(name)) => berth_db::access::user_by_login(&state.db.read, &name).await?,
         (None, None) => return Err(ApiError::BadRequest("user_id is missing".into())),

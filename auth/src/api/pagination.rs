@@ -9,6 +9,10 @@ use serde::Deserialize;
 pub const DEFAULT_PER_PAGE: u64 = 20;
 /// Largest page size.
 pub const MAX_PER_PAGE: u64 = 100;
+/// The largest number of rows a listing skips. Both databases take `OFFSET` as a signed
+/// 64-bit integer (the query builder panics on a larger unsigned value), and no listing has
+/// that many rows, so a page past it is simply empty, as any page past the last one is.
+pub const MAX_OFFSET: u64 = i64::MAX as u64;
 
 /// `page` and `per_page` query parameters.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
@@ -32,9 +36,12 @@ impl PageParams {
             .clamp(1, MAX_PER_PAGE)
     }
 
-    /// Rows to skip.
+    /// Rows to skip, at most [`MAX_OFFSET`]: `page` comes from the client, so the product
+    /// saturates instead of overflowing.
     pub fn offset(&self) -> u64 {
-        (self.page() - 1) * self.per_page()
+        (self.page() - 1)
+            .saturating_mul(self.per_page())
+            .min(MAX_OFFSET)
     }
 
     /// The pagination headers for a listing of `total` items at `base` (the public base URL)
@@ -56,7 +63,7 @@ impl PageParams {
         set(
             "x-next-page",
             if page < pages {
-                (page + 1).to_string()
+                page.saturating_add(1).to_string()
             } else {
                 String::new()
             },
@@ -76,7 +83,7 @@ impl PageParams {
             links.push(link(page - 1, "prev"));
         }
         if page < pages {
-            links.push(link(page + 1, "next"));
+            links.push(link(page.saturating_add(1), "next"));
         }
         links.push(link(1, "first"));
         links.push(link(pages, "last"));
@@ -140,5 +147,21 @@ mod tests {
         };
         assert_eq!(p.page(), 1);
         assert_eq!(p.per_page(), 100);
+    }
+
+    #[test]
+    fn huge_pages_saturate_instead_of_overflowing() {
+        let uri: Uri = "/api/v4/projects".parse().unwrap();
+        for page in [i64::MAX as u64, u64::MAX, (i64::MAX as u64) / 20 + 2] {
+            let p = PageParams {
+                page: Some(page),
+                per_page: Some(20),
+            };
+            assert_eq!(p.offset(), MAX_OFFSET, "{page}");
+            let h = p.headers("http://auth", &uri, 3);
+            assert_eq!(h["x-page"], page.to_string().as_str());
+            assert_eq!(h["x-next-page"], "");
+            assert_eq!(h["x-prev-page"], (page - 1).to_string().as_str());
+        }
     }
 }

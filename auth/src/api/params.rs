@@ -69,27 +69,35 @@ impl FromRequest<AppState> for Params {
     }
 }
 
+/// GitLab's answer to a parameter of the wrong type or form: `"<key> is invalid"`.
+fn invalid(key: &str) -> ApiError {
+    ApiError::BadRequest(format!("{key} is invalid"))
+}
+
 impl Params {
-    /// A text parameter (numbers and booleans as text); empty counts as absent.
-    pub fn str(&self, key: &str) -> Option<String> {
-        match self.0.get(key)? {
-            Value::String(s) if s.is_empty() => None,
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
+    /// A text parameter (numbers and booleans as text, as Grape coerces them); empty or
+    /// null counts as absent. A list or an object is `"<key> is invalid"` (400), as GitLab
+    /// answers a wrongly typed field, never silently taken as absent.
+    pub fn str(&self, key: &str) -> ApiResult<Option<String>> {
+        match self.0.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(Value::Bool(b)) => Ok(Some(b.to_string())),
+            Some(Value::Array(_) | Value::Object(_)) => Err(invalid(key)),
         }
     }
 
     /// A required text parameter (`"name is missing"`).
     pub fn required(&self, key: &str) -> ApiResult<String> {
-        self.str(key)
+        self.str(key)?
             .ok_or_else(|| ApiError::BadRequest(format!("{key} is missing")))
     }
 
     /// An integer parameter, given as a number or text.
     pub fn int(&self, key: &str) -> ApiResult<Option<i64>> {
-        let invalid = || ApiError::BadRequest(format!("{key} is invalid"));
+        let invalid = || invalid(key);
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(invalid),
@@ -99,40 +107,60 @@ impl Params {
         }
     }
 
-    /// A boolean parameter (`true`/`false`, `1`/`0`).
+    /// A boolean parameter (`true`/`false`, `1`/`0`); any other number is invalid.
     pub fn bool(&self, key: &str) -> ApiResult<Option<bool>> {
         match self.0.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(Value::Number(n)) => Ok(Some(n.as_i64() != Some(0))),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(1) => Ok(Some(true)),
+                Some(0) => Ok(Some(false)),
+                _ => Err(invalid(key)),
+            },
             // Case-insensitive as GitLab's (Grape's) coercion: python-gitlab sends `True`.
             Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
                 "" => Ok(None),
                 "true" | "1" | "yes" | "t" | "on" => Ok(Some(true)),
                 "false" | "0" | "no" | "f" | "off" => Ok(Some(false)),
-                _ => Err(ApiError::BadRequest(format!("{key} is invalid"))),
+                _ => Err(invalid(key)),
             },
-            Some(_) => Err(ApiError::BadRequest(format!("{key} is invalid"))),
+            Some(_) => Err(invalid(key)),
         }
     }
 
-    /// A list parameter: a JSON array, `key[]=` repeats, or comma-separated text.
-    pub fn list(&self, key: &str) -> Option<Vec<String>> {
-        let items: Vec<String> = match self.0.get(key)? {
-            Value::Array(a) => a
+    /// A list parameter: a JSON array of strings, `key[]=` repeats, or comma-separated
+    /// text; null is absent. Anything else (a number, an object, an array holding a
+    /// non-string) is `"<key> is invalid"`, not an empty list.
+    pub fn list(&self, key: &str) -> ApiResult<Option<Vec<String>>> {
+        let items: Vec<String> = match self.0.get(key) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::Array(a)) => a
                 .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect(),
-            Value::String(s) => s.split(',').map(|x| x.trim().to_owned()).collect(),
-            _ => return None,
+                .map(|v| v.as_str().map(str::to_owned).ok_or_else(|| invalid(key)))
+                .collect::<ApiResult<_>>()?,
+            Some(Value::String(s)) => s.split(',').map(|x| x.trim().to_owned()).collect(),
+            Some(_) => return Err(invalid(key)),
         };
-        Some(items.into_iter().filter(|s| !s.is_empty()).collect())
+        Ok(Some(items.into_iter().filter(|s| !s.is_empty()).collect()))
+    }
+
+    /// One of `values` (`"<key> does not have a valid value"` otherwise, GitLab's message
+    /// for a value outside a parameter's list); absent is `None`.
+    pub fn one_of(&self, key: &str, values: &[&'static str]) -> ApiResult<Option<&'static str>> {
+        match self.str(key)? {
+            None => Ok(None),
+            Some(v) => values
+                .iter()
+                .find(|allowed| **allowed == v)
+                .map(|allowed| Some(*allowed))
+                .ok_or_else(|| ApiError::BadRequest(format!("{key} does not have a valid value"))),
+        }
     }
 
     /// A date (`YYYY-MM-DD`, ending at midnight UTC of that date, as GitLab) or an RFC 3339
     /// time. `Some(None)`: given as null or empty (clear it).
     pub fn date(&self, key: &str) -> ApiResult<Option<Option<DateTime<Utc>>>> {
-        let invalid = || ApiError::BadRequest(format!("{key} is invalid"));
+        let invalid = || invalid(key);
         match self.0.get(key) {
             None => Ok(None),
             Some(Value::Null) => Ok(Some(None)),
@@ -156,7 +184,7 @@ impl Params {
         let mut out = match self.0.get(key) {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(o)) => o.clone(),
-            Some(_) => return Err(ApiError::BadRequest(format!("{key} is invalid"))),
+            Some(_) => return Err(invalid(key)),
         };
         let found = self.0.get(key).is_some_and(Value::is_object);
         let prefix = format!("{key}[");
@@ -227,4 +255,87 @@ pub fn opt_date(t: Option<DateTime<Utc>>) -> Value {
 /// A path segment in the registry's name grammar (`[a-z0-9]+([._-][a-z0-9]+)*`).
 pub fn valid_path(segment: &str) -> bool {
     !segment.contains('/') && berth_core::RepoName::parse(segment).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn params(v: Value) -> Params {
+        match v {
+            Value::Object(o) => Params(o),
+            _ => unreachable!("an object"),
+        }
+    }
+
+    fn message(e: ApiError) -> String {
+        e.to_string()
+    }
+
+    #[test]
+    fn text_takes_scalars_and_refuses_lists_and_objects() {
+        let p = params(json!({
+            "s": "x", "n": 5, "b": true, "empty": "", "null": null,
+            "list": ["x"], "object": {"a": 1},
+        }));
+        assert_eq!(p.str("s").unwrap().as_deref(), Some("x"));
+        assert_eq!(p.str("n").unwrap().as_deref(), Some("5"));
+        assert_eq!(p.str("b").unwrap().as_deref(), Some("true"));
+        for absent in ["empty", "null", "missing"] {
+            assert_eq!(p.str(absent).unwrap(), None, "{absent}");
+        }
+        assert_eq!(message(p.str("list").unwrap_err()), "list is invalid");
+        assert_eq!(message(p.str("object").unwrap_err()), "object is invalid");
+        assert_eq!(message(p.required("list").unwrap_err()), "list is invalid");
+        assert_eq!(
+            message(p.required("missing").unwrap_err()),
+            "missing is missing"
+        );
+    }
+
+    #[test]
+    fn lists_refuse_other_types_and_non_string_items() {
+        let p = params(json!({
+            "ok": ["a", "b"], "csv": "a, b,", "null": null,
+            "mixed": ["a", 5], "number": 7, "object": {"a": "b"},
+        }));
+        assert_eq!(p.list("ok").unwrap(), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(p.list("csv").unwrap(), Some(vec!["a".into(), "b".into()]));
+        assert_eq!(p.list("null").unwrap(), None);
+        assert_eq!(p.list("missing").unwrap(), None);
+        for bad in ["mixed", "number", "object"] {
+            assert_eq!(
+                message(p.list(bad).unwrap_err()),
+                format!("{bad} is invalid")
+            );
+        }
+    }
+
+    #[test]
+    fn booleans_take_only_zero_and_one_as_numbers() {
+        let p = params(json!({"one": 1, "zero": 0, "two": 2, "neg": -1, "text": "True"}));
+        assert_eq!(p.bool("one").unwrap(), Some(true));
+        assert_eq!(p.bool("zero").unwrap(), Some(false));
+        assert_eq!(p.bool("text").unwrap(), Some(true));
+        for bad in ["two", "neg"] {
+            assert_eq!(
+                message(p.bool(bad).unwrap_err()),
+                format!("{bad} is invalid")
+            );
+        }
+    }
+
+    #[test]
+    fn one_of_names_the_parameter() {
+        let p = params(json!({"state": "active", "bad": "bogus"}));
+        let values = &["active", "inactive"];
+        assert_eq!(p.one_of("state", values).unwrap(), Some("active"));
+        assert_eq!(p.one_of("missing", values).unwrap(), None);
+        assert_eq!(
+            message(p.one_of("bad", values).unwrap_err()),
+            "bad does not have a valid value"
+        );
+    }
 }

@@ -33,7 +33,7 @@ pub const SCOPES: [&str; 7] = [
 
 /// The `scopes` parameter: present, non-empty, all known.
 pub(super) fn scopes(p: &Params) -> ApiResult<Vec<String>> {
-    let scopes = p.list("scopes").unwrap_or_default();
+    let scopes = p.list("scopes")?.unwrap_or_default();
     if scopes.is_empty() {
         return Err(ApiError::BadRequest("scopes is missing".into()));
     }
@@ -200,7 +200,9 @@ async fn list_pats(
     };
     let q = PatQuery {
         user_ids,
-        active: p.str("state").map(|s| s == "active"),
+        active: p
+            .one_of("state", &["active", "inactive"])?
+            .map(|s| s == "active"),
         revoked: p.bool("revoked")?,
     };
     let (rows, total) =

@@ -142,7 +142,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 fn registry_access(p: &Params) -> ApiResult<Option<RegistryAccess>> {
-    if let Some(level) = p.str("container_registry_access_level") {
+    if let Some(level) = p.str("container_registry_access_level")? {
         return level.parse().map(Some).map_err(|_| {
             ApiError::BadRequest(
                 "container_registry_access_level does not have a valid value".into(),
@@ -231,12 +231,12 @@ async fn list(
     if min_level.is_none() && p.bool("membership")? == Some(true) {
         min_level = Some(0);
     }
-    let vis = match p.str("visibility") {
+    let vis = match p.str("visibility")? {
         None => None,
         Some(_) => Some(visibility(p, Visibility::Private)?.as_str().to_owned()),
     };
     let q = ProjectQuery {
-        search: p.str("search"),
+        search: p.str("search")?,
         visibility: vis,
         min_level,
         owned: p.bool("owned")? == Some(true),
@@ -306,7 +306,11 @@ async fn target_namespace(
     p: &Params,
 ) -> ApiResult<namespaces::Model> {
     let c = &state.db.read;
-    let Some(raw) = p.str("namespace_id").or_else(|| p.str("namespace")) else {
+    let raw = match p.str("namespace_id")? {
+        Some(raw) => Some(raw),
+        None => p.str("namespace")?,
+    };
+    let Some(raw) = raw else {
         return berth_db::namespaces::personal(c, caller.user().id)
             .await?
             .ok_or_else(|| ApiError::BadRequest("namespace_id is missing".into()));
@@ -340,7 +344,7 @@ async fn create_project(
     p: Params,
 ) -> ApiResult<Response> {
     caller.require_write()?;
-    let (name, path) = match (p.str("name"), p.str("path")) {
+    let (name, path) = match (p.str("name")?, p.str("path")?) {
         (None, None) => {
             return Err(ApiError::BadRequest(
                 "name, path are missing, at least one parameter must be provided".into(),
@@ -419,20 +423,20 @@ async fn update_project(
 ) -> ApiResult<Json<Value>> {
     caller.require_write()?;
     let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Maintainer).await?;
-    let vis = match p.str("visibility") {
+    let vis = match p.str("visibility")? {
         None => None,
         Some(_) => Some(visibility(&p, Visibility::Private)?),
     };
     if let (Some(v), Some(ns)) = (vis, ctx.chain.last()) {
         check_visibility(ns, v)?;
     }
-    if p.str("path").is_some_and(|path| path != ctx.project.path) {
+    if p.str("path")?.is_some_and(|path| path != ctx.project.path) {
         return Err(ApiError::BadRequest(
             "path cannot be changed in Berth".into(),
         ));
     }
     let changes = ProjectChanges {
-        name: p.str("name"),
+        name: p.str("name")?,
         visibility: vis.map(|v| v.as_str().to_owned()),
         registry_access: registry_access(&p)?.map(|r| r.as_str().to_owned()),
     };

@@ -140,18 +140,19 @@ async fn delete_repository(
 /// The bulk-delete rules from the request (GitLab's names; `name_regex` is the deprecated
 /// alias of `name_regex_delete`), validated; the error is GitLab's parameter message.
 fn bulk_params(p: &Params) -> Result<BulkParams, String> {
-    let name_regex_delete = p
-        .str("name_regex_delete")
-        .or_else(|| p.str("name_regex"))
-        .ok_or(
+    let text = |key: &str| p.str(key).map_err(|e| e.to_string());
+    let name_regex_delete = match text("name_regex_delete")? {
+        Some(v) => v,
+        None => text("name_regex")?.ok_or(
             "name_regex, name_regex_delete are missing, at least one parameter must be provided",
-        )?;
+        )?,
+    };
     let keep_n = p.int("keep_n").map_err(|_| "keep_n is invalid")?;
     let params = BulkParams {
         name_regex_delete,
-        name_regex_keep: p.str("name_regex_keep"),
+        name_regex_keep: text("name_regex_keep")?,
         keep_n,
-        older_than: p.str("older_than"),
+        older_than: text("older_than")?,
     };
     params.rules().map_err(|e| e.to_string())?;
     Ok(params)

@@ -58,7 +58,7 @@ async fn list_tags(
     let query = tag_query(&p)?;
     let page = p.page()?;
     let c = &state.db.read;
-    match p.str("pagination").as_deref() {
+    match p.str("pagination")?.as_deref() {
         None | Some("offset") => {
             let (rows, total) =
                 listing::page(c, r.id, &query, page.offset(), page.per_page()).await?;
@@ -69,7 +69,7 @@ async fn list_tags(
             Ok(paged(&state, &uri, page, total, items))
         }
         Some("keyset") => {
-            let cursor = match p.str("last") {
+            let cursor = match p.str("last")? {
                 None => None,
                 Some(last) => Some(decode_cursor(query.order, &last)?),
             };
@@ -102,13 +102,13 @@ async fn list_tags(
 /// The listing's order, direction and filters from the request.
 fn tag_query(p: &Params) -> ApiResult<TagQuery> {
     let invalid = |key: &str| ApiError::BadRequest(format!("{key} does not have a valid value"));
-    let order = match p.str("order_by").as_deref() {
+    let order = match p.str("order_by")?.as_deref() {
         None | Some("name") => TagOrder::Name,
         Some("created_at") => TagOrder::CreatedAt,
         Some("last_pulled_at") => TagOrder::LastPulledAt,
         Some(_) => return Err(invalid("order_by")),
     };
-    let desc = match p.str("sort").as_deref() {
+    let desc = match p.str("sort")?.as_deref() {
         None | Some("asc") => false,
         Some("desc") => true,
         Some(_) => return Err(invalid("sort")),
@@ -117,7 +117,7 @@ fn tag_query(p: &Params) -> ApiResult<TagQuery> {
     Ok(TagQuery {
         order,
         desc,
-        name: p.str("name"),
+        name: p.str("name")?,
         created_after: time("created_after")?,
         created_before: time("created_before")?,
         pulled_after: time("pulled_after")?,

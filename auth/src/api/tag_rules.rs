@@ -72,7 +72,7 @@ async fn create_tag_rule(
         "minimum_access_level_for_push",
         "minimum_access_level_for_delete",
     ] {
-        if p.str(key).is_some() {
+        if p.str(key)?.is_some() {
             return Err(ApiError::BadRequest(format!(
                 "{key} is not supported: Berth's tag rules are immutable rules (leave it out)"
             )));

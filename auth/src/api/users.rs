@@ -79,8 +79,8 @@ async fn list_users(
     caller.require_read()?;
     let page = p.page()?;
     let mut q = UserQuery {
-        username: p.str("username"),
-        search: p.str("search"),
+        username: p.str("username")?,
+        search: p.str("search")?,
         search_email: caller.is_admin(),
         state: match (p.bool("active")?, p.bool("blocked")?) {
             (Some(true), _) => Some("active".into()),
@@ -134,7 +134,7 @@ async fn create_user(
     if !email.contains('@') {
         return Err(ApiError::BadRequest("email is invalid".into()));
     }
-    let hash = match p.str("password") {
+    let hash = match p.str("password")? {
         Some(pw) if pw.len() < 8 => {
             return Err(ApiError::BadRequest(
                 "password is too short (minimum is 8 characters)".into(),

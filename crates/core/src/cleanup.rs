@@ -20,7 +20,7 @@ use std::cmp::Ordering;
 use chrono::{DateTime, Duration, Utc};
 use regex::Regex;
 
-use crate::cleanup_policy::full_match;
+use crate::cleanup_policy::{MAX_REGEX_LEN, full_match};
 use crate::immutability::TagPatterns;
 
 /// The tag a cleanup never deletes.
@@ -80,9 +80,12 @@ pub enum Decision {
 /// Why rules cannot be built; the text is GitLab's parameter error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RulesError {
-    /// Not a valid RE2-style regular expression.
+    /// Not a valid RE2-style regular expression (or one that compiles too large).
     #[error("{0} is an invalid regexp")]
     InvalidRegex(&'static str),
+    /// Longer than [`MAX_REGEX_LEN`] characters.
+    #[error("{0} is too long (maximum is {MAX_REGEX_LEN} characters)")]
+    TooLong(&'static str),
     /// `keep_n` below zero.
     #[error("keep_n is invalid")]
     InvalidKeepN,
@@ -109,10 +112,9 @@ impl Rules {
         keep_n: Option<i64>,
         older_than: Option<&str>,
     ) -> Result<Rules, RulesError> {
-        let delete = full_match(name_regex_delete)
-            .map_err(|_| RulesError::InvalidRegex("name_regex_delete"))?;
+        let delete = bounded_full_match("name_regex_delete", name_regex_delete)?;
         let keep = name_regex_keep
-            .map(|k| full_match(k).map_err(|_| RulesError::InvalidRegex("name_regex_keep")))
+            .map(|k| bounded_full_match("name_regex_keep", k))
             .transpose()?;
         let keep_n = keep_n
             .map(|n| usize::try_from(n).map_err(|_| RulesError::InvalidKeepN))
@@ -171,6 +173,16 @@ impl Rules {
             .map(|d| d.unwrap_or(Decision::Keep(KeepReason::NotMatchingDeleteRegex)))
             .collect()
     }
+}
+
+/// `pattern` (the parameter `field`) as a whole-name regex: at most [`MAX_REGEX_LEN`]
+/// characters, the bound a cleanup policy's regexes have (GitLab's column size), so a bulk
+/// delete request cannot carry a longer one than a policy could store.
+fn bounded_full_match(field: &'static str, pattern: &str) -> Result<Regex, RulesError> {
+    if pattern.chars().count() > MAX_REGEX_LEN {
+        return Err(RulesError::TooLong(field));
+    }
+    full_match(pattern).map_err(|_| RulesError::InvalidRegex(field))
 }
 
 /// Newest published first; equal times by name ascending.
@@ -411,6 +423,29 @@ mod tests {
         assert_eq!(
             RulesError::InvalidRegex("name_regex_delete").to_string(),
             "name_regex_delete is an invalid regexp"
+        );
+    }
+
+    #[test]
+    fn regexes_are_bounded_in_length_and_compiled_size() {
+        let long = "a".repeat(MAX_REGEX_LEN + 1);
+        assert_eq!(
+            Rules::new(&long, None, None, None).unwrap_err(),
+            RulesError::TooLong("name_regex_delete")
+        );
+        assert_eq!(
+            Rules::new(".*", Some(&long), None, None).unwrap_err(),
+            RulesError::TooLong("name_regex_keep")
+        );
+        assert_eq!(
+            RulesError::TooLong("name_regex_keep").to_string(),
+            "name_regex_keep is too long (maximum is 255 characters)"
+        );
+        assert!(Rules::new(&"a".repeat(MAX_REGEX_LEN), None, None, None).is_ok());
+        // Short, but it would compile to megabytes.
+        assert_eq!(
+            Rules::new(r"(\w{100}){100}", None, None, None).unwrap_err(),
+            RulesError::InvalidRegex("name_regex_delete")
         );
     }
 

@@ -149,11 +149,12 @@ impl Policy {
 }
 
 /// `pattern` compiled to match whole tag names only (GitLab anchors policy regexes as
-/// `\A(pattern)\z`). The pattern must be valid on its own, so `a)|(b` cannot escape the
-/// anchoring group.
+/// `\A(pattern)\z`), within [`crate::user_regex`]'s size bounds. The pattern must be valid
+/// on its own, so `a)|(b` cannot escape the anchoring group. Callers compile once per
+/// policy save, bulk-delete request or cleanup run, never per tag.
 pub fn full_match(pattern: &str) -> Result<Regex, regex::Error> {
-    Regex::new(pattern)?;
-    Regex::new(&format!(r"\A(?:{pattern})\z"))
+    crate::user_regex::compile(pattern)?;
+    crate::user_regex::compile(&format!(r"\A(?:{pattern})\z"))
 }
 
 /// When a policy with `cadence` saved at `from` runs next: `from` plus the cadence (months
@@ -320,6 +321,14 @@ mod tests {
                     ..Default::default()
                 },
                 Ok(()),
+            ),
+            // Short, but compiled it would take megabytes (and a third of a second).
+            (
+                PolicyChanges {
+                    name_regex_keep: Some(s(r"[\p{L}\p{N}]{200}")),
+                    ..Default::default()
+                },
+                Err(InvalidRegex("name_regex_keep")),
             ),
         ];
         for (changes, want) in cases {

@@ -29,6 +29,8 @@ pub enum ErrorCode {
     SizeInvalid,
     /// Requested range not satisfiable (upload offset or blob range).
     RangeInvalid,
+    /// A listing's `n` is not a non-negative integer (Distribution's code).
+    PaginationNumberInvalid,
     /// Authentication required.
     Unauthorized,
     /// Requested access to the resource is denied.
@@ -70,6 +72,7 @@ impl ErrorCode {
             NameUnknown => "NAME_UNKNOWN",
             SizeInvalid => "SIZE_INVALID",
             RangeInvalid => "RANGE_INVALID",
+            PaginationNumberInvalid => "PAGINATION_NUMBER_INVALID",
             Unauthorized => "UNAUTHORIZED",
             Denied => "DENIED",
             Unsupported => "UNSUPPORTED",
@@ -89,8 +92,13 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BlobUnknown | BlobUploadUnknown | ManifestUnknown | NameUnknown => 404,
-            BlobUploadInvalid | DigestInvalid | ManifestBlobUnknown | ManifestInvalid
-            | NameInvalid | SizeInvalid => 400,
+            BlobUploadInvalid
+            | DigestInvalid
+            | ManifestBlobUnknown
+            | ManifestInvalid
+            | NameInvalid
+            | SizeInvalid
+            | PaginationNumberInvalid => 400,
             RangeInvalid => 416,
             Unauthorized => 401,
             Denied | RegistryDisabled => 403,
@@ -122,6 +130,7 @@ impl ErrorCode {
             NameUnknown => "repository name not known to registry",
             SizeInvalid => "provided length did not match content length",
             RangeInvalid => "invalid content range",
+            PaginationNumberInvalid => "invalid number of results requested",
             Unauthorized => "authentication required",
             Denied => "requested access to the resource is denied",
             Unsupported => "the operation is unsupported",
@@ -156,6 +165,7 @@ mod tests {
             (NameInvalid, "NAME_INVALID", 400),
             (NameUnknown, "NAME_UNKNOWN", 404),
             (SizeInvalid, "SIZE_INVALID", 400),
+            (PaginationNumberInvalid, "PAGINATION_NUMBER_INVALID", 400),
             (Unauthorized, "UNAUTHORIZED", 401),
             (Denied, "DENIED", 403),
             (Unsupported, "UNSUPPORTED", 405),

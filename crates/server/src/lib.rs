@@ -1,5 +1,9 @@
 //! Plumbing every Berth binary shares: configuration loading (file < environment),
-//! tracing set-up, the Prometheus recorder, health routes and graceful shutdown.
+//! tracing set-up, the Prometheus recorder, health routes, graceful shutdown and what a
+//! panic does ([`install_panic_hook`], [`catch_panics`]).
+
+mod panics;
+pub use panics::{PANIC_FILE_ENV, catch_panics, install_panic_hook};
 
 use std::collections::BTreeMap;
 use std::path::Path;

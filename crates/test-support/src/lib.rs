@@ -1,11 +1,14 @@
 //! Test-only helpers: a fresh database per test on SQLite and PostgreSQL, a stand-in token
-//! server signing with a test key, and the rule for skipping tests whose component is missing.
+//! server signing with a test key, the panic guard for the processes and servers tests
+//! start, and the rule for skipping tests whose component is missing.
 
 pub mod db;
 pub mod fixtures;
+pub mod panics;
 pub mod tokens;
 
 pub use db::{Backend, TestDb};
+pub use panics::PanicGuard;
 pub use tokens::{TestKeys, TokenServer};
 
 /// Under CI (`CI=true`) a missing component fails the test; elsewhere it is skipped loudly.

@@ -68,14 +68,18 @@ impl Default for TestKeys {
 pub struct TokenServer {
     /// `http://127.0.0.1:<port>`
     pub url: String,
+    /// Fails the test, when the server is dropped, if a request to it panicked.
+    _panics: crate::panics::PanicLogGuard,
 }
 
 impl TokenServer {
     /// Serve on an ephemeral port until the test ends.
     pub async fn start(issuer: Arc<Issuer>) -> TokenServer {
+        let panics = crate::panics::PanicLog::new("the test token server");
         let app = axum::Router::new()
             .route("/jwt/auth", get(issue))
             .with_state(issuer);
+        let app = crate::panics::catch_recorded(app, &panics);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -85,6 +89,7 @@ impl TokenServer {
         });
         TokenServer {
             url: format!("http://{addr}"),
+            _panics: crate::panics::PanicLogGuard(panics),
         }
     }
 

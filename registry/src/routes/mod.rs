@@ -63,13 +63,17 @@ pub fn router(state: AppState) -> Router {
                 .map_err(|e| format!("store: {e}"))
         }
     };
-    Router::new()
+    let router = Router::new()
         .route("/v2", any(dispatch_base))
         .route("/v2/", any(dispatch_base))
         .route("/v2/{*rest}", any(dispatch))
         .with_state(state)
-        .merge(berth_server::health_routes(ready))
+        .merge(berth_server::health_routes(ready));
+    berth_server::catch_panics(router, PANIC_BODY)
 }
+
+/// What a request that panicked answers: `UNKNOWN`, as every other internal error.
+const PANIC_BODY: &str = r#"{"errors":[{"code":"UNKNOWN","message":"internal server error"}]}"#;
 
 async fn dispatch_base(
     State(state): State<AppState>,

@@ -32,14 +32,27 @@ pub async fn list_tags(state: &AppState, name: &RepoName, req: &Request) -> Resu
     Ok(resp)
 }
 
-/// `n` from the query (default `default`, clamped to `max`).
+/// `n` from the query (default `default`, clamped to `max`). Anything but decimal digits
+/// (a sign, a fraction, a word, an empty value) is `PAGINATION_NUMBER_INVALID` (400), as in
+/// Distribution; a number too large for 64 bits is still a number and is clamped like any
+/// other above `max`.
 pub fn page_size(req: &Request, default: u64, max: u64) -> Result<u64> {
     match req.param("n") {
         None => Ok(default),
-        Some(v) => v.parse::<u64>().map(|n| n.min(max)).map_err(|_| {
-            RegistryError::new(ErrorCode::Unsupported).message("n must be a non-negative integer")
+        Some(v) => parse_page_size(&v, max).ok_or_else(|| {
+            RegistryError::new(ErrorCode::PaginationNumberInvalid)
+                .message(format!("n must be a non-negative integer, not {v:?}"))
         }),
     }
+}
+
+/// `v` as a page size clamped to `max`; `None` unless it is a non-empty run of digits.
+fn parse_page_size(v: &str, max: u64) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Only digits: the parse fails only on overflow, which is above `max` anyway.
+    Some(v.parse::<u64>().map_or(max, |n| n.min(max)))
 }
 
 /// The RFC 5988 `Link` to the next page, when this page is full.
@@ -64,4 +77,20 @@ fn encode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_page_size;
+
+    #[test]
+    fn page_sizes() {
+        assert_eq!(parse_page_size("0", 100), Some(0));
+        assert_eq!(parse_page_size("7", 100), Some(7));
+        assert_eq!(parse_page_size("1000", 100), Some(100));
+        assert_eq!(parse_page_size("99999999999999999999999", 100), Some(100));
+        for bad in ["", "-1", "+1", "1.5", "abc", " 1", "1e3", "0x10"] {
+            assert_eq!(parse_page_size(bad, 100), None, "{bad:?}");
+        }
+    }
 }

@@ -237,7 +237,11 @@ pub async fn patch_upload(
             );
             return Ok(resp);
         }
-        let chunk = end - start + 1;
+        // `end` is the client's: `0-18446744073709551615` would overflow the length.
+        let chunk = (end - start).checked_add(1).ok_or_else(|| {
+            RegistryError::new(ErrorCode::BlobUploadInvalid)
+                .message(format!("Content-Range {range:?} is out of range"))
+        })?;
         if expected_len.is_some_and(|l| l != chunk) {
             return Err(RegistryError::new(ErrorCode::SizeInvalid)
                 .message("Content-Length does not match Content-Range"));
