@@ -54,6 +54,10 @@ pub struct Config {
     /// Tags (manifests, blob links) the registry-deletion worker deletes per transaction.
     #[serde(deserialize_with = "flexible")]
     pub deletion_batch_size: u64,
+    /// Connection bounds (`http_header_timeout`, `http_body_timeout`, `http_idle_timeout`,
+    /// `http_max_connections`).
+    #[serde(flatten)]
+    pub http: berth_server::HttpSettings,
     /// `text` or `json` logs.
     pub log_format: String,
 }
@@ -79,6 +83,7 @@ impl Default for Config {
             gc_review_delay: "24h".into(),
             deletion_lease: "30s".into(),
             deletion_batch_size: 100,
+            http: Default::default(),
             log_format: "text".into(),
         }
     }

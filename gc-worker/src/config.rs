@@ -17,6 +17,10 @@ pub struct Config {
     pub gc_review_delay: String,
     /// `text` or `json`.
     pub log_format: String,
+    /// Connection bounds (`http_header_timeout`, `http_body_timeout`, `http_idle_timeout`,
+    /// `http_max_connections`).
+    #[serde(flatten)]
+    pub http: berth_server::HttpSettings,
     /// How often an idle GC worker looks for due reviews (`BERTH_GC_INTERVAL`); idle
     /// workers back off exponentially from here.
     pub gc_interval: String,
@@ -60,6 +64,7 @@ impl Default for Config {
             gc_addr: "127.0.0.1:5001".into(),
             gc_review_delay: "24h".into(),
             log_format: "text".into(),
+            http: Default::default(),
             gc_interval: "5s".into(),
             gc_max_backoff: "1m".into(),
             gc_blob_workers: 1,

@@ -24,6 +24,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     usage_flush_interval: std::time::Duration,
+    limits: berth_server::ConnectionLimits,
 }
 
 impl Application {
@@ -72,6 +73,8 @@ impl Application {
         };
         let verifier = Verifier::new(source, cfg.token_issuer.clone(), cfg.token_service.clone());
         let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
+        let limits = cfg.http.limits()?;
+        let upload_caps = service::uploads::Caps::from_config(&cfg)?;
         let usage_flush_interval = berth_server::parse_duration(&cfg.usage_flush_interval)
             .context("BERTH_USAGE_FLUSH_INTERVAL")?;
         anyhow::ensure!(
@@ -91,6 +94,7 @@ impl Application {
                 &cfg.manifest_cache_ttl,
             )?),
             pulls: Default::default(),
+            upload_caps,
         });
         let listener = TcpListener::bind(&cfg.registry_addr)
             .await
@@ -99,6 +103,7 @@ impl Application {
             listener,
             state,
             usage_flush_interval,
+            limits,
         })
     }
 
@@ -131,9 +136,7 @@ impl Application {
         let app = routes::router(self.state)
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = berth_server::serve(self.listener, app, self.limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = flusher.await;
         served

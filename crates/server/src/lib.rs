@@ -1,5 +1,10 @@
 //! Plumbing every Berth binary shares: configuration loading (file < environment),
-//! tracing set-up, the Prometheus recorder, health routes and graceful shutdown.
+//! tracing set-up, the Prometheus recorder, health routes, graceful shutdown and the bounded
+//! HTTP server ([`serve()`]).
+
+mod serve;
+
+pub use serve::{ConnectionLimits, HttpSettings, serve};
 
 use std::collections::BTreeMap;
 use std::path::Path;
