@@ -2,9 +2,11 @@
 //! tracing set-up, the Prometheus recorder, health routes, graceful shutdown and the bounded
 //! HTTP server ([`serve()`]).
 
+mod limits;
 mod serve;
 
-pub use serve::{ConnectionLimits, HttpSettings, serve};
+pub use limits::{ConnectionLimits, HttpSettings};
+pub use serve::serve;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -29,7 +29,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -40,86 +39,7 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-/// The bounds [`serve`] holds every connection to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// Longest time from a request's first byte until its head is complete.
-    pub header_timeout: Duration,
-    /// Longest pause between two pieces of a request body.
-    pub body_timeout: Duration,
-    /// Longest time a connection may wait for its next request.
-    pub idle_timeout: Duration,
-    /// Connections served at once; more are refused with a 503.
-    pub max_connections: usize,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        ConnectionLimits {
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            idle_timeout: Duration::from_secs(60),
-            max_connections: 1024,
-        }
-    }
-}
-
-/// The settings behind [`ConnectionLimits`], as every binary's config file and environment
-/// spell them (`http_header_timeout` / `BERTH_HTTP_HEADER_TIMEOUT`, ...). Flatten it into a
-/// binary's config struct.
-#[derive(Debug, Clone, serde::Deserialize)]
-#[serde(default)]
-pub struct HttpSettings {
-    /// [`ConnectionLimits::header_timeout`] (humantime).
-    pub http_header_timeout: String,
-    /// [`ConnectionLimits::body_timeout`] (humantime).
-    pub http_body_timeout: String,
-    /// [`ConnectionLimits::idle_timeout`] (humantime).
-    pub http_idle_timeout: String,
-    /// [`ConnectionLimits::max_connections`].
-    #[serde(deserialize_with = "crate::de::flexible")]
-    pub http_max_connections: usize,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        let d = ConnectionLimits::default();
-        let text = |t: Duration| humantime::format_duration(t).to_string();
-        HttpSettings {
-            http_header_timeout: text(d.header_timeout),
-            http_body_timeout: text(d.body_timeout),
-            http_idle_timeout: text(d.idle_timeout),
-            http_max_connections: d.max_connections,
-        }
-    }
-}
-
-impl HttpSettings {
-    /// The limits these settings name; every timeout and the limit must be above zero (a
-    /// zero would close every connection at once or refuse them all).
-    pub fn limits(&self) -> anyhow::Result<ConnectionLimits> {
-        let positive = |key: &str, value: &str| -> anyhow::Result<Duration> {
-            let d = crate::parse_duration(value)
-                .with_context(|| format!("BERTH_{}", key.to_ascii_uppercase()))?;
-            anyhow::ensure!(
-                !d.is_zero(),
-                "BERTH_{} must be greater than zero",
-                key.to_ascii_uppercase()
-            );
-            Ok(d)
-        };
-        anyhow::ensure!(
-            self.http_max_connections > 0,
-            "BERTH_HTTP_MAX_CONNECTIONS must be greater than zero"
-        );
-        Ok(ConnectionLimits {
-            header_timeout: positive("http_header_timeout", &self.http_header_timeout)?,
-            body_timeout: positive("http_body_timeout", &self.http_body_timeout)?,
-            idle_timeout: positive("http_idle_timeout", &self.http_idle_timeout)?,
-            max_connections: self.http_max_connections,
-        })
-    }
-}
+use crate::ConnectionLimits;
 
 /// Refusals being written at once; beyond this a refused connection is just closed, so a
 /// flood of connections cannot make the refusals themselves a cost.
