@@ -64,6 +64,10 @@ pub struct Config {
     /// Tags (manifests, blob links) the registry-deletion worker deletes per transaction.
     #[serde(deserialize_with = "flexible")]
     pub deletion_batch_size: u64,
+    /// Connection bounds (`http_header_timeout`, `http_body_timeout`, `http_idle_timeout`,
+    /// `http_max_connections`).
+    #[serde(flatten)]
+    pub http: berth_server::HttpSettings,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
 }
@@ -89,6 +93,7 @@ impl Default for Config {
             gc_review_delay: Duration::from_secs(24 * 3600),
             deletion_lease: Duration::from_secs(30),
             deletion_batch_size: 100,
+            http: Default::default(),
             log_format: LogFormat::Text,
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod authz;
+pub mod body_limits;
 pub mod bootstrap;
 pub mod cli;
 pub mod config;
@@ -36,6 +37,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     deletion_lease: std::time::Duration,
+    limits: berth_server::ConnectionLimits,
 }
 
 impl Application {
@@ -50,6 +52,7 @@ impl Application {
                 .await
                 .context("applying migrations")?;
         }
+        let limits = cfg.http.limits()?;
         let token_ttl = cfg.token_ttl;
         let refresh_ttl = cfg.refresh_token_ttl;
         let window = cfg.auth_failure_window;
@@ -107,6 +110,7 @@ impl Application {
                 deletions: Arc::new(tokio::sync::Notify::new()),
             },
             deletion_lease,
+            limits,
         })
     }
 
@@ -129,6 +133,7 @@ impl Application {
             .merge(oauth::routes())
             .nest("/api/v4", api::router())
             .with_state(state)
+            .layer(axum::middleware::from_fn(body_limits::limit_body))
             .layer(axum::middleware::from_fn(request_span))
             .merge(berth_server::health_routes(ready));
         // A panicking request answers as any other internal error of the API.
@@ -146,11 +151,13 @@ impl Application {
             self.state.cfg.deletion_batch_size,
         );
         let app = Self::router(self.state);
-        let served = axum::serve(
+        // The server gives handlers `ConnectInfo<SocketAddr>` (the rate limiter's address).
+        let served = berth_server::serve(
             self.listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            app,
+            self.limits,
+            berth_server::shutdown_signal(),
         )
-        .with_graceful_shutdown(berth_server::shutdown_signal())
         .await;
         let _ = stop.send(true);
         let _ = worker.await;

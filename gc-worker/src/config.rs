@@ -22,6 +22,10 @@ pub struct Config {
     pub gc_review_delay: Duration,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// Connection bounds (`http_header_timeout`, `http_body_timeout`, `http_idle_timeout`,
+    /// `http_max_connections`).
+    #[serde(flatten)]
+    pub http: berth_server::HttpSettings,
     /// How often an idle GC worker looks for due reviews (`BERTH_GC_INTERVAL`); idle
     /// workers back off exponentially from here.
     #[serde(deserialize_with = "berth_server::values::duration")]
@@ -72,6 +76,7 @@ impl Default for Config {
             gc_addr: "127.0.0.1:5001".into(),
             gc_review_delay: Duration::from_secs(24 * 3600),
             log_format: LogFormat::Text,
+            http: Default::default(),
             gc_interval: Duration::from_secs(5),
             gc_max_backoff: Duration::from_secs(60),
             gc_blob_workers: 1,

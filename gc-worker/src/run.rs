@@ -51,6 +51,7 @@ pub async fn run_until(
     let gauges_every = cfg
         .gc_queue_metrics_interval
         .max(Duration::from_millis(100));
+    let limits = cfg.http.limits()?;
     let listener = tokio::net::TcpListener::bind(&cfg.gc_addr)
         .await
         .with_context(|| format!("binding {}", cfg.gc_addr))?;
@@ -116,9 +117,7 @@ pub async fn run_until(
         berth_server::health_routes(ready_check(db.clone(), store.clone())),
         r#"{"error":"internal error"}"#,
     );
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = berth_server::serve(listener, app, limits, shutdown).await;
     let _ = stop_tx.send(true);
     while tasks.join_next().await.is_some() {}
     tracing::info!("berth-gc stopped");

@@ -13,6 +13,7 @@ mod m0007_storage_limits;
 mod m0008_tag_time_index;
 mod m0009_repository_cleanups;
 mod m0010_h6_settings;
+mod m0010_h2_upload_caps;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_tag_time_index::Migration),
             Box::new(m0009_repository_cleanups::Migration),
             Box::new(m0010_h6_settings::Migration),
+            Box::new(m0010_h2_upload_caps::Migration),
         ]
     }
 }

@@ -41,6 +41,19 @@ pub struct Config {
     pub usage_flush_interval: Duration,
     /// Comma-separated project paths that exist, until berth-auth provides projects.
     pub registry_projects: String,
+    /// Open upload sessions a repository may have (0: no limit).
+    #[serde(deserialize_with = "berth_server::de::flexible")]
+    pub max_uploads_per_repository: u64,
+    /// Open upload sessions one user (token subject) may have (0: no limit).
+    #[serde(deserialize_with = "berth_server::de::flexible")]
+    pub max_uploads_per_user: u64,
+    /// An upload session untouched this long no longer counts against the two caps
+    /// (humantime): it was abandoned, and `berth-gc check --repair` removes it.
+    pub upload_cap_window: String,
+    /// Connection bounds (`http_header_timeout`, `http_body_timeout`, `http_idle_timeout`,
+    /// `http_max_connections`).
+    #[serde(flatten)]
+    pub http: berth_server::HttpSettings,
     /// `text` or `json` logs.
     pub log_format: LogFormat,
 }
@@ -61,6 +74,10 @@ impl Default for Config {
             manifest_cache_ttl: Duration::from_secs(3),
             usage_flush_interval: Duration::from_secs(5),
             registry_projects: String::new(),
+            max_uploads_per_repository: 100,
+            max_uploads_per_user: 200,
+            upload_cap_window: "24h".into(),
+            http: Default::default(),
             log_format: LogFormat::Text,
         }
     }

@@ -153,6 +153,14 @@ impl From<StoreError> for RegistryError {
                 if let Some(size) = crate::service::body::size_mismatch(&e) {
                     return RegistryError::new(ErrorCode::SizeInvalid).message(size);
                 }
+                // A client that went away or stalled mid-body: a client error (the upload
+                // was rolled back to where it was, so it can be resumed), not a server fault.
+                if let Some(reason) = crate::service::body::body_unreadable(&e) {
+                    tracing::debug!(error = %e, "request body cut short");
+                    return RegistryError::new(ErrorCode::BlobUploadInvalid).message(format!(
+                        "{reason}; the upload keeps the bytes it had before this request"
+                    ));
+                }
                 tracing::error!(error = %e, "blob store error");
                 ErrorCode::Internal.into()
             }

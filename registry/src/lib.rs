@@ -24,6 +24,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     usage_flush_interval: std::time::Duration,
+    limits: berth_server::ConnectionLimits,
 }
 
 impl Application {
@@ -79,6 +80,8 @@ impl Application {
         )
         .await
         .context("reading the GC review delay berth-gc records")?;
+        let limits = cfg.http.limits()?;
+        let upload_caps = service::uploads::Caps::from_config(&cfg)?;
         let usage_flush_interval = cfg.usage_flush_interval;
         anyhow::ensure!(
             !usage_flush_interval.is_zero(),
@@ -96,6 +99,7 @@ impl Application {
             hashers: Default::default(),
             manifests: service::cache::ManifestCache::new(cfg.manifest_cache_ttl),
             pulls: Default::default(),
+            upload_caps,
         });
         let listener = TcpListener::bind(&cfg.registry_addr)
             .await
@@ -104,6 +108,7 @@ impl Application {
             listener,
             state,
             usage_flush_interval,
+            limits,
         })
     }
 
@@ -136,9 +141,7 @@ impl Application {
         let app = routes::router(self.state)
             .layer(PropagateRequestIdLayer::x_request_id())
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid));
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = berth_server::serve(self.listener, app, self.limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = flusher.await;
         served

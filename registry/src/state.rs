@@ -39,6 +39,8 @@ pub struct Inner {
     pub manifests: ManifestCache,
     /// Pull counts not yet written (flushed by a background task).
     pub pulls: Arc<crate::service::usage::PullCounter>,
+    /// Caps on open upload sessions.
+    pub upload_caps: crate::service::uploads::Caps,
 }
 
 impl AppState {

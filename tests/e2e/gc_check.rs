@@ -148,7 +148,7 @@ crate::both!(check_finds_and_repairs, |env| {
         .expect("repo")
         .id;
     let session = uuid::Uuid::new_v4().to_string();
-    berth_db::uploads::create(&db.write, &session, repo_id, old)
+    berth_db::uploads::create(&db.write, &session, repo_id, None, old)
         .await
         .expect("upload row");
     let stray = uuid::Uuid::new_v4().to_string();

@@ -6,11 +6,12 @@ use sea_orm::{ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, Set
 
 use crate::entity::uploads::{self, Column, Entity};
 
-/// Start a session.
+/// Start a session opened by `created_by` (a token subject; `None` when unknown).
 pub async fn create(
     c: &impl ConnectionTrait,
     id: &str,
     repository_id: i64,
+    created_by: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     let row = uploads::ActiveModel {
@@ -19,6 +20,7 @@ pub async fn create(
         size: Set(0),
         created_at: Set(now),
         updated_at: Set(now),
+        created_by: Set(created_by.map(str::to_owned)),
     };
     Entity::insert(row).exec_without_returning(c).await?;
     Ok(())
@@ -42,6 +44,34 @@ pub async fn find_in_repository(
         )
         .filter(repositories::Column::Name.eq(repository))
         .one(c)
+        .await
+}
+
+/// Sessions of repository `repository_id` touched at or after `since`.
+pub async fn count_recent_in_repository(
+    c: &impl ConnectionTrait,
+    repository_id: i64,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Entity::find()
+        .filter(Column::RepositoryId.eq(repository_id))
+        .filter(Column::UpdatedAt.gte(since))
+        .count(c)
+        .await
+}
+
+/// Sessions opened by `created_by` (in any repository) touched at or after `since`.
+pub async fn count_recent_by_user(
+    c: &impl ConnectionTrait,
+    created_by: &str,
+    since: DateTime<Utc>,
+) -> Result<u64, DbErr> {
+    use sea_orm::PaginatorTrait;
+    Entity::find()
+        .filter(Column::CreatedBy.eq(created_by))
+        .filter(Column::UpdatedAt.gte(since))
+        .count(c)
         .await
 }
 

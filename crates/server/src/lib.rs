@@ -1,9 +1,14 @@
 //! Plumbing every Berth binary shares: configuration loading (file < environment),
-//! tracing set-up, the Prometheus recorder, health routes, graceful shutdown and what a
-//! panic does ([`install_panic_hook`], [`catch_panics`]).
+//! tracing set-up, the Prometheus recorder, health routes, graceful shutdown, the bounded
+//! HTTP server ([`serve()`]) and what a panic does ([`install_panic_hook`], [`catch_panics`]).
 
+mod limits;
 mod panics;
+mod serve;
+
+pub use limits::{ConnectionLimits, HttpSettings};
 pub use panics::{PANIC_FILE_ENV, catch_panics, install_panic_hook};
+pub use serve::serve;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -118,7 +118,7 @@ pub async fn start_upload(
     }
     let id = uuid::Uuid::new_v4().to_string();
     // Only the session row is written now; the store creates the upload with its first byte.
-    uploads::create(&state.db.write, &id, repo.id, now).await?;
+    service::uploads::open_session(state, &id, repo.id, claims.sub.as_deref()).await?;
     if let Some(digest) = digest {
         // Monolithic upload: the body is the whole blob.
         let result = async {
@@ -237,10 +237,9 @@ pub async fn patch_upload(
             );
             return Ok(resp);
         }
-        // `end` is the client's: `0-18446744073709551615` would overflow the length.
+        // `end` may be the largest number there is: the length is computed without overflow.
         let chunk = (end - start).checked_add(1).ok_or_else(|| {
-            RegistryError::new(ErrorCode::BlobUploadInvalid)
-                .message(format!("Content-Range {range:?} is out of range"))
+            RegistryError::new(ErrorCode::RangeInvalid).message("Content-Range is too large")
         })?;
         if expected_len.is_some_and(|l| l != chunk) {
             return Err(RegistryError::new(ErrorCode::SizeInvalid)

@@ -30,6 +30,27 @@ impl std::fmt::Display for SizeMismatch {
 
 impl std::error::Error for SizeMismatch {}
 
+/// Marks the stream error raised when the client's body could not be read: the client
+/// disconnected, or paused longer than the body timeout. The client's doing, not a fault of
+/// the registry.
+#[derive(Debug)]
+struct BodyUnreadable(axum::Error);
+
+impl std::fmt::Display for BodyUnreadable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the request body could not be read: {}", self.0)
+    }
+}
+
+impl std::error::Error for BodyUnreadable {}
+
+/// If `e` came from reading the client's body, its message.
+pub fn body_unreadable(e: &std::io::Error) -> Option<String> {
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<BodyUnreadable>())
+        .map(ToString::to_string)
+}
+
 /// If `e` came from a length check, its message.
 pub fn size_mismatch(e: &std::io::Error) -> Option<String> {
     e.get_ref()
@@ -73,7 +94,7 @@ impl Stream for Metered {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.done = true;
-                Poll::Ready(Some(Err(std::io::Error::other(e))))
+                Poll::Ready(Some(Err(std::io::Error::other(BodyUnreadable(e)))))
             }
             Poll::Ready(None) => {
                 self.done = true;

@@ -12,6 +12,8 @@ pub struct Model {
     pub size: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
+    /// Who opened the session (the token's subject), for the per-user cap.
+    pub created_by: Option<String>,
 }
 
 /// No relations are navigated through the ORM; queries join explicitly.
