@@ -30,6 +30,10 @@ pub struct Config {
     /// How long a replica may serve a cached manifest after another replica changed it
     /// (humantime; `0s` disables the cache).
     pub manifest_cache_ttl: String,
+    /// Most bytes the manifest cache holds (payloads, keys and a per-entry overhead); the
+    /// least useful entries are evicted past it. `0` disables the cache.
+    #[serde(deserialize_with = "berth_server::de::flexible")]
+    pub manifest_cache_bytes: u64,
     /// How often pull counts collected in memory are written to the database (humantime);
     /// a crash loses at most this much of them.
     pub usage_flush_interval: String,
@@ -53,6 +57,7 @@ impl Default for Config {
             token_realm: None,
             gc_review_delay: "24h".into(),
             manifest_cache_ttl: "3s".into(),
+            manifest_cache_bytes: crate::service::cache::DEFAULT_BYTES,
             usage_flush_interval: "5s".into(),
             registry_projects: String::new(),
             log_format: "text".into(),

@@ -23,6 +23,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// The process id (to read its memory use from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGTERM it (graceful shutdown) and wait for it to exit.
     pub fn terminate(&mut self) {
         let _ = std::process::Command::new("kill")
