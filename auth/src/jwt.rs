@@ -3,6 +3,14 @@
 //! tokens for `access_type=offline`). Answers as GitLab does: 200 with a JWT
 //! whose refused actions are silently dropped, 401 `UNAUTHORIZED` for bad credentials, 403
 //! `DENIED` for a credential with no registry ability, 429 when failed logins pile up.
+//!
+//! Cost bounds: a request may ask for at most
+//! [`MAX_REQUESTED_SCOPES`](berth_core::scope::MAX_REQUESTED_SCOPES) scopes and a token is
+//! at most [`MAX_TOKEN_BYTES`]; past either the request is refused whole with a 400 naming
+//! the limit (in the `errors` format for GET, OAuth2's `invalid_scope` for the POST form),
+//! rather than answered with a token silently missing some scopes, which would only fail
+//! later at the registry with a less helpful `DENIED`. The scope count is checked before
+//! the credentials, so an oversized request costs no password hash or database read.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -42,6 +50,11 @@ pub enum TokenError {
     UnknownService,
     /// 400: a malformed OAuth2 form.
     BadRequest(&'static str),
+    /// 400: more scopes than a request may ask for, or a token over [`MAX_TOKEN_BYTES`]
+    /// (the `errors` format of `GET /jwt/auth`).
+    TooMuch(String),
+    /// 400: the same, answered to the OAuth2 form (`invalid_scope`).
+    InvalidScope(String),
     /// 500, logged here.
     Internal(anyhow::Error),
 }
@@ -93,6 +106,16 @@ impl IntoResponse for TokenError {
                 axum::Json(json!({ "error": "invalid_request", "error_description": msg })),
             )
                 .into_response(),
+            TokenError::TooMuch(msg) => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(errors(ErrorCode::Unsupported.as_str(), &msg)),
+            )
+                .into_response(),
+            TokenError::InvalidScope(msg) => (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": "invalid_scope", "error_description": msg })),
+            )
+                .into_response(),
             TokenError::Internal(e) => {
                 tracing::error!(error = format!("{e:#}"), "token request failed");
                 (
@@ -103,6 +126,23 @@ impl IntoResponse for TokenError {
             }
         }
     }
+}
+
+/// Largest token issued, in bytes. Ordinary tokens are under 2 KiB; the scope cap, the
+/// 255-character names and the bounded immutable-tag patterns keep every token below it, so
+/// this is the backstop that keeps a token usable in an `Authorization` header should any
+/// of those bounds grow.
+pub const MAX_TOKEN_BYTES: usize = 32 * 1024;
+
+/// Refuse a token larger than [`MAX_TOKEN_BYTES`].
+fn check_token_size(token: &str) -> Result<(), TokenError> {
+    if token.len() > MAX_TOKEN_BYTES {
+        return Err(TokenError::TooMuch(format!(
+            "the token for these scopes would be {} bytes, more than the {MAX_TOKEN_BYTES} a token may be; ask for fewer scopes",
+            token.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The 200 answer.
@@ -226,6 +266,7 @@ pub async fn issue(
         .collect();
     let issuer = state.signer.get().await?;
     let (token, claims) = issuer.issue(cred.subject(), Some(cred.auth_type().into()), access)?;
+    check_token_size(&token)?;
     metrics::counter!("berth_tokens_issued_total", "auth_type" => cred.auth_type()).increment(1);
     tracing::info!(
         auth.type = cred.auth_type(),
@@ -270,7 +311,8 @@ async fn get_token(State(state): State<AppState>, req: Request) -> Result<Respon
             .iter()
             .filter(|(k, _)| k == "scope")
             .map(|(_, v)| v.as_str()),
-    );
+    )
+    .map_err(|e| TokenError::TooMuch(e.to_string()))?;
     let cred = match basic(req.headers()) {
         Some((user, password)) => login(&state, addr, &user, &password).await?,
         None if req.headers().contains_key(header::AUTHORIZATION) => {
@@ -303,7 +345,8 @@ async fn post_token(State(state): State<AppState>, req: Request) -> Result<Respo
         form.iter()
             .filter(|(k, _)| k == "scope")
             .map(|(_, v)| v.as_str()),
-    );
+    )
+    .map_err(|e| TokenError::InvalidScope(e.to_string()))?;
     let offline = field("access_type") == Some("offline");
     let (cred, refresh_token) = match field("grant_type") {
         Some("password") => {
@@ -334,8 +377,24 @@ async fn post_token(State(state): State<AppState>, req: Request) -> Result<Respo
             ));
         }
     };
-    let (mut body, granted) = issue(&state, &cred, &scopes).await?;
+    let (mut body, granted) = issue(&state, &cred, &scopes).await.map_err(|e| match e {
+        TokenError::TooMuch(msg) => TokenError::InvalidScope(msg),
+        other => other,
+    })?;
     body.refresh_token = refresh_token;
     body.scope = Some(granted.join(" "));
     Ok(axum::Json(body).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_over_the_size_limit_is_refused_with_a_400() {
+        assert!(check_token_size(&"a".repeat(MAX_TOKEN_BYTES)).is_ok());
+        let err = check_token_size(&"a".repeat(MAX_TOKEN_BYTES + 1)).unwrap_err();
+        let resp = err.into_response();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    }
 }

@@ -35,6 +35,10 @@ pub struct Config {
     /// (humantime; `0s` disables the cache).
     #[serde(deserialize_with = "berth_server::values::duration")]
     pub manifest_cache_ttl: Duration,
+    /// Most bytes the manifest cache holds (payloads, keys and a per-entry overhead); the
+    /// least useful entries are evicted past it. `0` disables the cache.
+    #[serde(deserialize_with = "berth_server::de::flexible")]
+    pub manifest_cache_bytes: u64,
     /// How often pull counts collected in memory are written to the database (humantime);
     /// a crash loses at most this much of them.
     #[serde(deserialize_with = "berth_server::values::duration")]
@@ -72,6 +76,7 @@ impl Default for Config {
             token_realm: None,
             gc_review_delay: Duration::from_secs(24 * 3600),
             manifest_cache_ttl: Duration::from_secs(3),
+            manifest_cache_bytes: crate::service::cache::DEFAULT_BYTES,
             usage_flush_interval: Duration::from_secs(5),
             registry_projects: String::new(),
             max_uploads_per_repository: 100,

@@ -25,6 +25,7 @@ pub struct Application {
     state: AppState,
     usage_flush_interval: std::time::Duration,
     limits: berth_server::ConnectionLimits,
+    manifest_cache_ttl: std::time::Duration,
 }
 
 impl Application {
@@ -87,6 +88,7 @@ impl Application {
             !usage_flush_interval.is_zero(),
             "BERTH_USAGE_FLUSH_INTERVAL must be greater than zero"
         );
+        let manifest_cache_ttl = cfg.manifest_cache_ttl;
         let state = AppState::new(state::Inner {
             content: berth_content::Content::new(db.clone(), review_delay.clone()),
             db,
@@ -97,7 +99,10 @@ impl Application {
             service: cfg.token_service.clone(),
             review_delay,
             hashers: Default::default(),
-            manifests: service::cache::ManifestCache::new(cfg.manifest_cache_ttl),
+            manifests: service::cache::ManifestCache::new(
+                cfg.manifest_cache_ttl,
+                cfg.manifest_cache_bytes,
+            ),
             pulls: Default::default(),
             upload_caps,
         });
@@ -109,6 +114,7 @@ impl Application {
             state,
             usage_flush_interval,
             limits,
+            manifest_cache_ttl,
         })
     }
 
@@ -134,6 +140,11 @@ impl Application {
         let flusher = tokio::spawn(self.state.pulls.clone().run(
             self.state.db.clone(),
             self.usage_flush_interval,
+            stop_rx.clone(),
+        ));
+        let sweeper = tokio::spawn(sweep_manifest_cache(
+            self.state.clone(),
+            self.manifest_cache_ttl,
             stop_rx,
         ));
         // Every request gets an `x-request-id` (a client's own is kept), logged in the
@@ -144,11 +155,32 @@ impl Application {
         let served = berth_server::serve(self.listener, app, self.limits, shutdown).await;
         let _ = stop_tx.send(true);
         let _ = flusher.await;
+        let _ = sweeper.await;
         served
     }
 
     /// Serve until SIGINT/SIGTERM.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(berth_server::shutdown_signal()).await
+    }
+}
+
+/// Evict expired manifest-cache entries once per TTL, so the memory a burst of pulls took is
+/// given back even when no request comes to trigger the cache's own upkeep.
+async fn sweep_manifest_cache(
+    state: AppState,
+    ttl: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if ttl.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(ttl);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.manifests.evict_expired(),
+            _ = stop.changed() => return,
+        }
     }
 }

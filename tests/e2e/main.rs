@@ -8,6 +8,7 @@ mod support;
 mod api;
 mod auth;
 mod auth_keys;
+mod bounded;
 mod bounds;
 mod cleanup_policy;
 mod clients;

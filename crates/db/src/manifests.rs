@@ -1,6 +1,7 @@
 //! Queries on manifests, their layers and index references, and referrers.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Query;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
@@ -77,6 +78,28 @@ pub async fn find_by_tag(
         return Ok(None);
     };
     manifests::Entity::find_by_id(t.manifest_id).one(c).await
+}
+
+/// The digest of the manifest tag `tag` points at, without reading the manifest's bytes (a
+/// caller that already holds them by digest need not load them again).
+pub async fn digest_by_tag(
+    c: &impl ConnectionTrait,
+    repository_id: i64,
+    tag: &str,
+) -> Result<Option<String>, DbErr> {
+    let tagged = Query::select()
+        .column(tags::Column::ManifestId)
+        .from(tags::Entity)
+        .and_where(tags::Column::RepositoryId.eq(repository_id))
+        .and_where(tags::Column::Name.eq(tag))
+        .to_owned();
+    manifests::Entity::find()
+        .select_only()
+        .column(manifests::Column::Digest)
+        .filter(manifests::Column::Id.in_subquery(tagged))
+        .into_tuple()
+        .one(c)
+        .await
 }
 
 /// Ids of the manifests among `digests` in a repository, as (digest, id).
@@ -244,11 +267,11 @@ pub async fn delete_and_queue(
         .await?;
     }
     // Its referrers lived as long as it did: review them now.
-    for r in referrers(c, m.repository_id, &m.digest, None).await? {
+    for id in referrer_ids(c, m.repository_id, &m.digest).await? {
         gc::enqueue_manifest(
             c,
             m.repository_id,
-            r.id,
+            id,
             Event::SubjectDelete,
             review_after,
             now,
@@ -258,19 +281,84 @@ pub async fn delete_and_queue(
     Ok(())
 }
 
-/// Manifests of a repository whose subject is `subject`, optionally of one artifact type.
+/// A referrer as the referrers API lists it, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq, sea_orm::FromQueryResult)]
+pub struct Referrer {
+    /// Row id (to load its bytes with [`payloads`]).
+    pub id: i64,
+    /// Canonical digest: the order of the list and its page cursor.
+    pub digest: String,
+    /// Media type.
+    pub media_type: String,
+    /// Artifact type as the referrers API reports it.
+    pub artifact_type: Option<String>,
+    /// Size of the manifest's bytes.
+    pub size: i64,
+}
+
+/// At most `limit` manifests of a repository whose subject is `subject`, optionally of one
+/// artifact type, with digests after `after`, in digest order; their bytes are not read (a
+/// subject may have many large referrers; [`payloads`] loads one page's). Digest order makes
+/// the cursor the last digest listed: it needs no lookup and survives that referrer's
+/// deletion between two pages.
 pub async fn referrers(
     c: &impl ConnectionTrait,
     repository_id: i64,
     subject: &str,
     artifact_type: Option<&str>,
-) -> Result<Vec<manifests::Model>, DbErr> {
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<Referrer>, DbErr> {
     let mut q = manifests::Entity::find()
+        .select_only()
+        .column(manifests::Column::Id)
+        .column(manifests::Column::Digest)
+        .column(manifests::Column::MediaType)
+        .column(manifests::Column::ArtifactType)
+        .column(manifests::Column::Size)
         .filter(manifests::Column::RepositoryId.eq(repository_id))
         .filter(manifests::Column::SubjectDigest.eq(subject))
-        .order_by_asc(manifests::Column::Id);
+        .order_by_asc(manifests::Column::Digest)
+        .limit(limit);
     if let Some(t) = artifact_type {
         q = q.filter(manifests::Column::ArtifactType.eq(t));
     }
-    q.all(c).await
+    if let Some(after) = after {
+        q = q.filter(manifests::Column::Digest.gt(after));
+    }
+    q.into_model::<Referrer>().all(c).await
+}
+
+/// Ids of every manifest of a repository whose subject is `subject`.
+pub async fn referrer_ids(
+    c: &impl ConnectionTrait,
+    repository_id: i64,
+    subject: &str,
+) -> Result<Vec<i64>, DbErr> {
+    manifests::Entity::find()
+        .select_only()
+        .column(manifests::Column::Id)
+        .filter(manifests::Column::RepositoryId.eq(repository_id))
+        .filter(manifests::Column::SubjectDigest.eq(subject))
+        .order_by_asc(manifests::Column::Id)
+        .into_tuple()
+        .all(c)
+        .await
+}
+
+/// The bytes of the manifests `ids` of a repository, as (id, bytes), in no particular order.
+pub async fn payloads(
+    c: &impl ConnectionTrait,
+    repository_id: i64,
+    ids: Vec<i64>,
+) -> Result<Vec<(i64, Vec<u8>)>, DbErr> {
+    manifests::Entity::find()
+        .select_only()
+        .column(manifests::Column::Id)
+        .column(manifests::Column::Payload)
+        .filter(manifests::Column::RepositoryId.eq(repository_id))
+        .filter(manifests::Column::Id.is_in(ids))
+        .into_tuple()
+        .all(c)
+        .await
 }

@@ -109,6 +109,7 @@ async fn issue(
         .filter_map(|pair| pair.strip_prefix("scope=").map(percent_decode))
         .collect();
     let access = berth_core::scope::parse_requested(values.iter().map(String::as_str))
+        .unwrap_or_default()
         .into_iter()
         .map(|scope| {
             let actions: Vec<&str> = scope.actions.iter().map(|a| a.as_str()).collect();

@@ -28,7 +28,7 @@ pub async fn get_manifest(
         Some(m) => m,
         None => {
             let generation = state.manifests.generation();
-            let m = Arc::new(load_manifest(state, name, reference).await?);
+            let m = load_manifest(state, name, reference).await?;
             state
                 .manifests
                 .put(name.as_str(), &reference_str, m.clone(), generation);
@@ -57,28 +57,39 @@ pub async fn get_manifest(
     Ok((headers, m.payload.clone()).into_response())
 }
 
+/// The manifest `reference` names, from the database. A tag is first resolved to its digest
+/// alone, so a manifest this process already holds by digest is shared, not loaded again.
 async fn load_manifest(
     state: &AppState,
     name: &RepoName,
     reference: &Reference,
-) -> Result<CachedManifest> {
+) -> Result<Arc<CachedManifest>> {
     let repo = super::existing_repository(state, name).await?;
-    let found = match reference {
-        Reference::Tag(t) => berth_db::manifests::find_by_tag(&state.db.read, repo.id, t).await?,
-        Reference::Digest(d) => {
-            berth_db::manifests::find_by_digest(&state.db.read, repo.id, &d.to_string()).await?
-        }
-    };
-    let m = found.ok_or_else(|| {
+    let unknown = || {
         RegistryError::new(ErrorCode::ManifestUnknown)
             .message(format!("manifest {reference} not found in {name}"))
-    })?;
-    Ok(CachedManifest {
+    };
+    let digest = match reference {
+        Reference::Tag(t) => {
+            let digest = berth_db::manifests::digest_by_tag(&state.db.read, repo.id, t)
+                .await?
+                .ok_or_else(unknown)?;
+            if let Some(cached) = state.manifests.get(name.as_str(), &digest) {
+                return Ok(cached);
+            }
+            digest
+        }
+        Reference::Digest(d) => d.to_string(),
+    };
+    let m = berth_db::manifests::find_by_digest(&state.db.read, repo.id, &digest)
+        .await?
+        .ok_or_else(unknown)?;
+    Ok(Arc::new(CachedManifest {
         repository_id: repo.id,
         digest: m.digest,
         media_type: m.media_type,
         payload: m.payload.into(),
-    })
+    }))
 }
 
 fn header_value(s: &str) -> HeaderValue {
