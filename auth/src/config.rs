@@ -29,6 +29,10 @@ pub struct Config {
     pub key_publish_delay: String,
     /// Lifetime of registry refresh tokens (Docker's OAuth2 form, `access_type=offline`).
     pub refresh_token_ttl: String,
+    /// The longest a personal, project or group access token made through the API may
+    /// live (humantime; GitLab's default, 365 days): one created without an expiry gets
+    /// this one, a later expiry is refused.
+    pub max_token_lifetime: String,
     /// Password of the bootstrap admin `root`, used only when `root` is first created.
     pub root_password: Option<SecretString>,
     /// Whether `docker login` and `/oauth/token` accept passwords (tokens always work).
@@ -70,6 +74,7 @@ impl Default for Config {
             token_ttl: "5m".into(),
             key_publish_delay: "30s".into(),
             refresh_token_ttl: "30d".into(),
+            max_token_lifetime: "365d".into(),
             root_password: None,
             password_authentication_enabled: true,
             auth_failures_per_user: 10,

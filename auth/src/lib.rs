@@ -52,6 +52,17 @@ impl Application {
         }
         let token_ttl = berth_server::parse_duration(&cfg.token_ttl)?;
         let refresh_ttl = berth_server::parse_duration(&cfg.refresh_token_ttl)?;
+        let max_token_lifetime = berth_server::parse_duration(&cfg.max_token_lifetime)
+            .context("BERTH_MAX_TOKEN_LIFETIME")?;
+        anyhow::ensure!(
+            !max_token_lifetime.is_zero(),
+            "BERTH_MAX_TOKEN_LIFETIME must be greater than zero"
+        );
+        // Expiry dates must stay storable and printable (four-digit years).
+        let max_token_lifetime = chrono::Duration::from_std(max_token_lifetime)
+            .ok()
+            .filter(|d| *d <= chrono::Duration::days(3650 * 100))
+            .context("BERTH_MAX_TOKEN_LIFETIME must be at most 100 years")?;
         let window = berth_server::parse_duration(&cfg.auth_failure_window)?;
         let publish_delay = berth_server::parse_duration(&cfg.key_publish_delay)?;
         let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
@@ -93,6 +104,7 @@ impl Application {
                 cfg: Arc::new(cfg),
                 token_ttl,
                 refresh_ttl,
+                max_token_lifetime,
                 publish_delay,
                 review_delay,
                 signer: Arc::new(signer),
