@@ -32,5 +32,6 @@ mod registry_disabled;
 mod resume;
 mod tag_delete_api;
 mod tag_listing;
+mod token_binding;
 mod tokens;
 mod usage_facts;
