@@ -231,18 +231,34 @@ fn may_touch(scope: &Scope, level: i32) -> ApiResult<()> {
 
 /// Begin the write transaction of a change to `scope`'s members, holding its project or
 /// group row until the commit ([`berth_db::members::lock_source`]), so that the checks of
-/// [`keeps_owner`] and the change they allow are one step for concurrent requests too.
+/// [`keeps_owner`] and the change they allow are one step for concurrent requests too; and
+/// read the caller's role again under that lock, so a role the caller lost to a concurrent
+/// change (an Owner demoted a moment ago) is the one that counts, then require `min`.
 async fn begin_member_change(
     state: &AppState,
-    scope: &Scope,
+    caller: &Caller,
+    scope: &mut Scope,
+    min: Option<Role>,
 ) -> ApiResult<sea_orm::DatabaseTransaction> {
     let txn = state.db.begin_write().await?;
+    let missing = if scope.kind == "project" {
+        "Project"
+    } else {
+        "Group"
+    };
     if !berth_db::members::lock_source(&txn, scope.source()).await? {
-        return Err(ApiError::NotFound(if scope.kind == "project" {
-            "Project"
-        } else {
-            "Group"
-        }));
+        return Err(ApiError::NotFound(missing));
+    }
+    let id = scope.id.to_string();
+    scope.role = if scope.kind == "project" {
+        let ctx = lookup::project(&txn, &id).await?;
+        lookup::project_role(&txn, Some(caller), &ctx).await?
+    } else {
+        let g = lookup::group(&txn, &id).await?;
+        lookup::group_role(&txn, Some(caller), &g).await?
+    };
+    if min.is_some_and(|min| scope.role < Some(min)) {
+        return Err(ApiError::Forbidden);
     }
     Ok(txn)
 }
@@ -349,11 +365,11 @@ async fn update_member(
     kind: &'static str,
 ) -> ApiResult<Json<Value>> {
     caller.require_write()?;
-    let scope = Scope::with_role(&state, &caller, kind, &id, Role::Maintainer).await?;
+    let mut scope = Scope::with_role(&state, &caller, kind, &id, Role::Maintainer).await?;
     let uid = user_id(&uid)?;
     let role = level(&p, true)?;
     let expires_at = p.date("expires_at")?;
-    let txn = begin_member_change(&state, &scope).await?;
+    let txn = begin_member_change(&state, &caller, &mut scope, Some(Role::Maintainer)).await?;
     let m = berth_db::members::get(&txn, scope.source(), uid)
         .await?
         .ok_or(ApiError::NotFound("Member"))?;
@@ -387,12 +403,13 @@ async fn remove_member(
 ) -> ApiResult<StatusCode> {
     caller.require_write()?;
     let uid = user_id(&uid)?;
-    let scope = Scope::resolve(&state, &caller, kind, &id).await?;
+    let mut scope = Scope::resolve(&state, &caller, kind, &id).await?;
     let leaving = uid == caller.user().id;
-    if !leaving && scope.role < Some(Role::Maintainer) {
+    let min = (!leaving).then_some(Role::Maintainer);
+    if min.is_some_and(|min| scope.role < Some(min)) {
         return Err(ApiError::Forbidden);
     }
-    let txn = begin_member_change(&state, &scope).await?;
+    let txn = begin_member_change(&state, &caller, &mut scope, min).await?;
     let m = berth_db::members::get(&txn, scope.source(), uid)
         .await?
         .ok_or(ApiError::NotFound("Member"))?;
