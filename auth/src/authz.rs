@@ -71,13 +71,39 @@ impl ProjectCtx {
     }
 }
 
-/// A user's highest effective role in a project (direct or through its groups).
+/// Does `user` reach a project (`project`: its id) or group (`project` `None`) whose
+/// namespaces are `chain` (root first; a group's own id included)?
+///
+/// People reach everything and their memberships decide. A project or group access token
+/// is a bot user confined to the project or group it was made for (and, for a group, the
+/// subgroups and projects below it): anywhere else it holds no role at all, whatever
+/// memberships it might have acquired. Every role lookup of the API and of `/jwt/auth`
+/// goes through this one rule, so a bot cannot create a group or project outside its home
+/// (and become its Owner), nor manage members or mint tokens there: such a credential
+/// would otherwise outlive the revocation of the bot's own token.
+pub fn bot_reaches(user: &users::Model, project: Option<i64>, chain: &[i64]) -> bool {
+    if !user.bot {
+        return true;
+    }
+    match berth_db::project_admin::bot_home(&user.username) {
+        Some(("project", home)) => project == Some(home),
+        Some(("group", home)) => chain.contains(&home),
+        // A bot whose name names no home reaches nothing (fail closed).
+        _ => false,
+    }
+}
+
+/// A user's highest effective role in a project (direct or through its groups); none for a
+/// bot outside its home ([`bot_reaches`]).
 pub async fn project_role(
     c: &impl ConnectionTrait,
     user: &users::Model,
     ctx: &ProjectCtx,
     now: DateTime<Utc>,
 ) -> Result<Option<Role>, DbErr> {
+    if !bot_reaches(user, Some(ctx.project.id), &ctx.chain_ids()) {
+        return Ok(None);
+    }
     let level = q::effective_level(c, user.id, ctx.project.id, &ctx.chain_ids(), now).await?;
     Ok(level.and_then(Role::from_level))
 }

@@ -36,6 +36,11 @@ pub struct Config {
     /// Lifetime of registry refresh tokens (Docker's OAuth2 form, `access_type=offline`).
     #[serde(deserialize_with = "berth_server::values::duration")]
     pub refresh_token_ttl: Duration,
+    /// The longest a personal, project or group access token made through the API may
+    /// live (humantime; GitLab's default, 365 days): one created without an expiry gets
+    /// this one, a later expiry is refused.
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub max_token_lifetime: Duration,
     /// Password of the bootstrap admin `root`, used only when `root` is first created.
     pub root_password: Option<SecretString>,
     /// Whether `docker login` and `/oauth/token` accept passwords (tokens always work).
@@ -84,6 +89,7 @@ impl Default for Config {
             token_ttl: Duration::from_secs(5 * 60),
             key_publish_delay: Duration::from_secs(30),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            max_token_lifetime: Duration::from_secs(365 * 24 * 3600),
             root_password: None,
             password_authentication_enabled: true,
             auth_failures_per_user: 10,

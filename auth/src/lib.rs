@@ -55,6 +55,16 @@ impl Application {
         let limits = cfg.http.limits()?;
         let token_ttl = cfg.token_ttl;
         let refresh_ttl = cfg.refresh_token_ttl;
+        let max_token_lifetime = cfg.max_token_lifetime;
+        anyhow::ensure!(
+            !max_token_lifetime.is_zero(),
+            "BERTH_MAX_TOKEN_LIFETIME must be greater than zero"
+        );
+        // Expiry dates must stay storable and printable (four-digit years).
+        let max_token_lifetime = chrono::Duration::from_std(max_token_lifetime)
+            .ok()
+            .filter(|d| *d <= chrono::Duration::days(3650 * 100))
+            .context("BERTH_MAX_TOKEN_LIFETIME must be at most 100 years")?;
         let window = cfg.auth_failure_window;
         let publish_delay = cfg.key_publish_delay;
         // berth-gc owns the delay; this only seeds a database none has recorded one in.
@@ -103,6 +113,7 @@ impl Application {
                 cfg: Arc::new(cfg),
                 token_ttl,
                 refresh_ttl,
+                max_token_lifetime,
                 publish_delay,
                 review_delay,
                 signer: Arc::new(signer),

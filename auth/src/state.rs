@@ -24,6 +24,8 @@ pub struct AppState {
     pub token_ttl: Duration,
     /// Registry refresh token lifetime.
     pub refresh_ttl: Duration,
+    /// The longest an access token made through the API may live (`max_token_lifetime`).
+    pub max_token_lifetime: chrono::Duration,
     /// How long a new key is published before it signs.
     pub publish_delay: Duration,
     /// Delay before GC reviews what an API write may have left unreferenced: berth-gc's

@@ -1,8 +1,8 @@
 //! Berth's repository-name rule and the registry's off switch: a repository is an existing
 //! project's full path plus at most two more segments, and a project whose registry is
 //! `disabled` answers every request for its repositories with `REGISTRY_DISABLED`,
-//! even to a token issued before the switch. Which projects exist, and their access level,
-//! is behind [`ProjectDirectory`].
+//! even to a token issued before the switch. Which projects exist, their ids and their
+//! access level, is behind [`ProjectDirectory`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,28 +24,45 @@ pub const DIRECTORY_TTL: Duration = Duration::from_secs(2);
 /// Most project paths (present or absent) [`DbProjects`] remembers.
 const DIRECTORY_CAPACITY: usize = 10_000;
 
-/// Knows which projects exist and their registry access level.
-#[async_trait]
-pub trait ProjectDirectory: Send + Sync + 'static {
-    /// The registry access level of the project with exactly this full path; `None` when
-    /// there is no such project.
-    async fn registry_access(&self, project_path: &str) -> anyhow::Result<Option<RegistryAccess>>;
+/// What the registry knows of one project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProjectInfo {
+    /// Its id, when the directory knows ids (berth-auth's projects do; a configured list
+    /// has none, so tokens are not bound to projects there).
+    pub id: Option<i64>,
+    /// Its registry access level.
+    pub access: RegistryAccess,
 }
 
-/// The project owning `name` and its registry access level: the longest existing prefix
-/// path that leaves at most [`MAX_EXTRA_SEGMENTS`] segments. `None` when the name fits no
-/// project.
-pub async fn project_of(
-    dir: &dyn ProjectDirectory,
-    name: &str,
-) -> anyhow::Result<Option<(String, RegistryAccess)>> {
+/// Knows which projects exist, their ids and their registry access level.
+#[async_trait]
+pub trait ProjectDirectory: Send + Sync + 'static {
+    /// The project with exactly this full path; `None` when there is no such project.
+    async fn project(&self, project_path: &str) -> anyhow::Result<Option<ProjectInfo>>;
+}
+
+/// The project owning a repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Its full path.
+    pub path: String,
+    /// Its id and access level.
+    pub info: ProjectInfo,
+}
+
+/// The project owning `name`: the longest existing prefix path that leaves at most
+/// [`MAX_EXTRA_SEGMENTS`] segments. `None` when the name fits no project.
+pub async fn project_of(dir: &dyn ProjectDirectory, name: &str) -> anyhow::Result<Option<Owner>> {
     let segments: Vec<&str> = name.split('/').collect();
     // A project path has at least two segments (namespace/project).
     let shortest = segments.len().saturating_sub(MAX_EXTRA_SEGMENTS).max(2);
     for len in (shortest..=segments.len()).rev() {
         let candidate = segments[..len].join("/");
-        if let Some(access) = dir.registry_access(&candidate).await? {
-            return Ok(Some((candidate, access)));
+        if let Some(info) = dir.project(&candidate).await? {
+            return Ok(Some(Owner {
+                path: candidate,
+                info,
+            }));
         }
     }
     Ok(None)
@@ -60,11 +77,11 @@ fn disabled(name: &str, project: &str) -> RegistryError {
         .detail(serde_json::json!({ "project": project }))
 }
 
-/// Refuse any request for a repository of a project whose registry is disabled. Names
-/// that fit no project pass (reads then find nothing; writes call [`require_project`]).
-pub async fn require_enabled(dir: &dyn ProjectDirectory, name: &str) -> Result<()> {
-    match project_of(dir, name).await? {
-        Some((project, RegistryAccess::Disabled)) => Err(disabled(name, &project)),
+/// Refuse any request for a repository whose owner's registry is disabled. Names that fit
+/// no project pass (reads then find nothing; writes call [`require_project`]).
+pub fn refuse_disabled(name: &str, owner: Option<&Owner>) -> Result<()> {
+    match owner {
+        Some(o) if o.info.access == RegistryAccess::Disabled => Err(disabled(name, &o.path)),
         _ => Ok(()),
     }
 }
@@ -72,7 +89,9 @@ pub async fn require_enabled(dir: &dyn ProjectDirectory, name: &str) -> Result<(
 /// Writes need an existing project whose registry is not disabled (Berth's naming rule).
 pub async fn require_project(dir: &dyn ProjectDirectory, name: &RepoName) -> Result<()> {
     match project_of(dir, name.as_str()).await? {
-        Some((project, RegistryAccess::Disabled)) => Err(disabled(name.as_str(), &project)),
+        Some(o) if o.info.access == RegistryAccess::Disabled => {
+            Err(disabled(name.as_str(), &o.path))
+        }
         Some(_) => Ok(()),
         None => Err(RegistryError::new(ErrorCode::NameInvalid).message(format!(
             "repository {name} must be an existing project's path plus at most {MAX_EXTRA_SEGMENTS} more segments"
@@ -84,7 +103,7 @@ pub async fn require_project(dir: &dyn ProjectDirectory, name: &RepoName) -> Res
 /// kept for [`DIRECTORY_TTL`], so a steady stream of requests costs no query each.
 pub struct DbProjects {
     db: berth_db::Db,
-    cache: Mutex<HashMap<String, (Instant, Option<RegistryAccess>)>>,
+    cache: Mutex<HashMap<String, (Instant, Option<ProjectInfo>)>>,
 }
 
 impl DbProjects {
@@ -96,13 +115,13 @@ impl DbProjects {
         }
     }
 
-    fn cached(&self, path: &str) -> Option<Option<RegistryAccess>> {
+    fn cached(&self, path: &str) -> Option<Option<ProjectInfo>> {
         let cache = self.cache.lock().ok()?;
-        let (at, access) = cache.get(path)?;
-        (at.elapsed() < DIRECTORY_TTL).then_some(*access)
+        let (at, info) = cache.get(path)?;
+        (at.elapsed() < DIRECTORY_TTL).then_some(*info)
     }
 
-    fn remember(&self, path: &str, access: Option<RegistryAccess>) {
+    fn remember(&self, path: &str, info: Option<ProjectInfo>) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
@@ -112,21 +131,24 @@ impl DbProjects {
                 cache.clear();
             }
         }
-        cache.insert(path.to_owned(), (Instant::now(), access));
+        cache.insert(path.to_owned(), (Instant::now(), info));
     }
 }
 
 #[async_trait]
 impl ProjectDirectory for DbProjects {
-    async fn registry_access(&self, project_path: &str) -> anyhow::Result<Option<RegistryAccess>> {
+    async fn project(&self, project_path: &str) -> anyhow::Result<Option<ProjectInfo>> {
         if let Some(hit) = self.cached(project_path) {
             return Ok(hit);
         }
-        let level = berth_db::projects::registry_access_level(&self.db.read, project_path).await?;
+        let row = berth_db::projects::registry_access_level(&self.db.read, project_path).await?;
         // An unknown stored value reads as the most restrictive, as berth-auth reads it.
-        let access = level.map(|l| l.parse().unwrap_or(RegistryAccess::Disabled));
-        self.remember(project_path, access);
-        Ok(access)
+        let info = row.map(|(id, level)| ProjectInfo {
+            id: Some(id),
+            access: level.parse().unwrap_or(RegistryAccess::Disabled),
+        });
+        self.remember(project_path, info);
+        Ok(info)
     }
 }
 
@@ -153,11 +175,11 @@ impl ConfiguredProjects {
 
 #[async_trait]
 impl ProjectDirectory for ConfiguredProjects {
-    async fn registry_access(&self, project_path: &str) -> anyhow::Result<Option<RegistryAccess>> {
-        Ok(self
-            .paths
-            .contains(project_path)
-            .then_some(RegistryAccess::Enabled))
+    async fn project(&self, project_path: &str) -> anyhow::Result<Option<ProjectInfo>> {
+        Ok(self.paths.contains(project_path).then_some(ProjectInfo {
+            id: None,
+            access: RegistryAccess::Enabled,
+        }))
     }
 }
 
@@ -167,7 +189,7 @@ mod tests {
 
     async fn owner(list: &str, name: &str) -> Option<String> {
         let dir = ConfiguredProjects::from_list(list);
-        project_of(&dir, name).await.unwrap().map(|(p, _)| p)
+        project_of(&dir, name).await.unwrap().map(|o| o.path)
     }
 
     #[tokio::test]

@@ -424,7 +424,7 @@ both!(naming_rule_backed_by_the_project_table, |env| {
     .insert(&db.write)
     .await
     .unwrap();
-    projects::ActiveModel {
+    let svc = projects::ActiveModel {
         namespace_id: Set(group.id),
         path: Set("svc".into()),
         full_path: Set("team/svc".into()),
@@ -438,14 +438,23 @@ both!(naming_rule_backed_by_the_project_table, |env| {
     .insert(&db.write)
     .await
     .unwrap();
-    for (name, want) in [
-        ("team/svc/api", StatusCode::ACCEPTED),
-        ("team/other/api", StatusCode::BAD_REQUEST),
+    // Where projects have ids, a grant names the project it was issued for (as berth-auth's
+    // do); a name no project owns has none to name.
+    for (name, project_id, want) in [
+        ("team/svc/api", Some(svc.id), StatusCode::ACCEPTED),
+        ("team/other/api", None, StatusCode::BAD_REQUEST),
     ] {
+        let token = env.keys.token_for(vec![berth_token::Access {
+            meta: project_id.map(|id| berth_token::AccessMeta {
+                project_id: Some(id),
+                ..Default::default()
+            }),
+            ..berth_token::Access::repository(name, &["pull", "push"])
+        }]);
         let r = env
             .http
             .post(format!("{}/v2/{name}/blobs/uploads/", registry.url))
-            .bearer_auth(env.token(name, &["pull", "push"]))
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();

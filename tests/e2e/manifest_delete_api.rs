@@ -1,6 +1,6 @@
 //! Deleting one artifact by digest with all its tags through the management API
 //! (`DELETE /projects/:id/registry/repositories/:repository_id/manifests/:digest`,
-//! Developer+): the manifest and every tag on it leave `/v2/`, another manifest sharing a
+//! Maintainer+ with an `api` token, as the registry's `delete` action): the manifest and every tag on it leave `/v2/`, another manifest sharing a
 //! layer still pulls whole, the layers are queued for GC review in the same transaction,
 //! and refusals (immutable tag, wrong role, bad or unknown digest) change nothing.
 
@@ -61,21 +61,19 @@ stack_test!(manifest_delete_api, |stack| {
     let repo_id = repos[0]["id"].as_i64().unwrap();
     let manifests = format!("/projects/{pid}/registry/repositories/{repo_id}/manifests");
 
-    // Refusals change nothing.
-    let (status, body) = stack
-        .call(
-            Method::DELETE,
-            &format!("{manifests}/{gone}"),
-            reporter,
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    // Refusals change nothing. The registry's `delete` action needs Maintainer (and `api`),
+    // so the API's deletion by digest does too: a Developer is refused in both.
+    for token in [reporter, developer] {
+        let (status, body) = stack
+            .call(Method::DELETE, &format!("{manifests}/{gone}"), token, None)
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    }
     let (status, body) = stack
         .call(
             Method::DELETE,
             &format!("{manifests}/sha256:abc"),
-            developer,
+            maintainer,
             None,
         )
         .await;
@@ -85,7 +83,7 @@ stack_test!(manifest_delete_api, |stack| {
         .call(
             Method::DELETE,
             &format!("{manifests}/{unknown}"),
-            developer,
+            maintainer,
             None,
         )
         .await;
@@ -93,12 +91,12 @@ stack_test!(manifest_delete_api, |stack| {
     assert_eq!(body["message"], "404 Manifest Not Found");
     assert_eq!(tag_list(&stack, name, &jwt).await, json!(["a", "b", "c"]));
 
-    // A Developer deletes the artifact with both its tags.
+    // A Maintainer deletes the artifact with both its tags.
     let deleted = stack
         .ok(
             Method::DELETE,
             &format!("{manifests}/{gone}"),
-            developer,
+            maintainer,
             None,
             StatusCode::OK,
         )
@@ -144,13 +142,14 @@ stack_test!(manifest_delete_api, |stack| {
         .call(
             Method::DELETE,
             &format!("{manifests}/{gone}"),
-            developer,
+            maintainer,
             None,
         )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
-    // An immutable rule on one of its tags refuses the whole deletion, Maintainers too.
+    // An immutable rule on one of its tags refuses the whole deletion, Maintainers and
+    // admins too.
     stack
         .ok(
             Method::POST,
@@ -160,7 +159,7 @@ stack_test!(manifest_delete_api, |stack| {
             StatusCode::CREATED,
         )
         .await;
-    for token in [developer, maintainer] {
+    for token in [maintainer, &stack.root_token] {
         let (status, body) = stack
             .call(Method::DELETE, &format!("{manifests}/{kept}"), token, None)
             .await;

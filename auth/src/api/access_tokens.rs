@@ -135,7 +135,7 @@ async fn create_bot_token(
     let t = target(&state, &caller, kind, &id).await?;
     let name = p.required("name")?;
     let scopes = scopes(&p)?;
-    let expires_at = expiry(&p, None)?;
+    let expires_at = Some(expiry(&p, None, state.max_token_lifetime)?);
     let level = p.int("access_level")?.unwrap_or(40);
     let role = i32::try_from(level)
         .ok()

@@ -1,4 +1,5 @@
-//! `GET /projects/:id/registry/repositories/:repository_id/cleanup_preview` (Reporter+):
+//! `GET /projects/:id/registry/repositories/:repository_id/cleanup_preview` (Reporter+ who
+//! may view the registry, as for its tags):
 //! Berth's dry run of the project's cleanup policy on one repository. It lists
 //! exactly the tags the next scheduled run would delete and, for each kept tag, why.
 //!
@@ -19,9 +20,8 @@ use serde_json::{Value, json};
 
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
-use super::lookup;
 use super::params::{opt_time, time};
-use super::registry::project_repository;
+use super::registry::{RegistryNeed, project_repository, registry_project_for};
 use crate::state::AppState;
 
 /// Preview route.
@@ -39,9 +39,11 @@ async fn get_cleanup_preview(
     caller: Caller,
     Path((id, repository_id)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require_read()?;
     let c = &state.db.read;
-    let ctx = lookup::project_with_role(c, &caller, &id, Role::Reporter).await?;
+    // The tags it lists are registry data: the registry's access rules first (a disabled
+    // registry shows nothing to anyone), then Reporter+ as GitLab's policy pages.
+    let need = RegistryNeed::ViewWithRole(Role::Reporter);
+    let ctx = registry_project_for(&state, Some(&caller), &id, need).await?;
     let repo = project_repository(&state, &ctx.project, &repository_id).await?;
     let row = berth_db::expiration_policies::get(c, ctx.project.id).await?;
     let policy = row

@@ -20,6 +20,7 @@ use super::error::{ApiError, ApiResult};
 use super::lookup;
 use super::params::{Params, paged, time, valid_path};
 use super::storage;
+use crate::authz;
 use crate::state::AppState;
 
 /// Who is looking, for listings.
@@ -265,6 +266,11 @@ async fn create_group(
     }
     let vis = visibility(&p, Visibility::Private)?;
     let parent = match p.str("parent_id")? {
+        // A top-level group lies outside every bot's home (a subgroup's parent is
+        // checked through the caller's role there, which already applies the rule).
+        None if !authz::bot_reaches(caller.user(), None, &[]) => {
+            return Err(ApiError::Forbidden);
+        }
         None => None,
         Some(pid) => {
             let (parent, role) = visible_group(&state, Some(&caller), &pid).await?;

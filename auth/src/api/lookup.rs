@@ -56,7 +56,8 @@ pub async fn project_role(
     Ok(authz::project_role(c, caller.user(), ctx, Utc::now()).await?)
 }
 
-/// The caller's effective role in a group, inherited from its ancestors (admins: Owner).
+/// The caller's effective role in a group, inherited from its ancestors (admins: Owner;
+/// a bot outside its home: none, [`authz::bot_reaches`]).
 pub async fn group_role(
     c: &impl ConnectionTrait,
     caller: Option<&Caller>,
@@ -73,6 +74,9 @@ pub async fn group_role(
         .iter()
         .map(|n| n.id)
         .collect();
+    if !authz::bot_reaches(caller.user(), None, &chain) {
+        return Ok(None);
+    }
     let level =
         berth_db::access::effective_namespace_level(c, caller.user().id, &chain, Utc::now())
             .await?;

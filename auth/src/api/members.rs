@@ -19,6 +19,7 @@ use super::error::{ApiError, ApiResult};
 use super::lookup;
 use super::params::{Params, opt_date, paged_vec, time};
 use super::users::user_basic;
+use crate::authz;
 use crate::state::AppState;
 
 /// A project or group the caller can see, and their role in it.
@@ -84,6 +85,12 @@ impl Scope {
         } else {
             Err(ApiError::Forbidden)
         }
+    }
+
+    /// Does `user` reach this project or group ([`authz::bot_reaches`])?
+    pub fn reaches(&self, user: &users::Model) -> bool {
+        let project = (self.kind == "project").then_some(self.id);
+        authz::bot_reaches(user, project, &self.chain)
     }
 
     /// The membership source.
@@ -222,18 +229,77 @@ fn may_touch(scope: &Scope, level: i32) -> ApiResult<()> {
     }
 }
 
-/// A group keeps at least one Owner.
+/// Begin the write transaction of a change to `scope`'s members, holding its project or
+/// group row until the commit ([`berth_db::members::lock_source`]), so that the checks of
+/// [`keeps_owner`] and the change they allow are one step for concurrent requests too; and
+/// read the caller's role again under that lock, so a role the caller lost to a concurrent
+/// change (an Owner demoted a moment ago) is the one that counts, then require `min`.
+async fn begin_member_change(
+    state: &AppState,
+    caller: &Caller,
+    scope: &mut Scope,
+    min: Option<Role>,
+) -> ApiResult<sea_orm::DatabaseTransaction> {
+    let txn = state.db.begin_write().await?;
+    let missing = if scope.kind == "project" {
+        "Project"
+    } else {
+        "Group"
+    };
+    if !berth_db::members::lock_source(&txn, scope.source()).await? {
+        return Err(ApiError::NotFound(missing));
+    }
+    let id = scope.id.to_string();
+    scope.role = if scope.kind == "project" {
+        let ctx = lookup::project(&txn, &id).await?;
+        lookup::project_role(&txn, Some(caller), &ctx).await?
+    } else {
+        let g = lookup::group(&txn, &id).await?;
+        lookup::group_role(&txn, Some(caller), &g).await?
+    };
+    if min.is_some_and(|min| scope.role < Some(min)) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(txn)
+}
+
+/// Refuse a change that takes Ownership away from `m` (a demotion below Owner, a removal,
+/// or an expiry set on an Owner) when it would break what always holds: a group keeps at
+/// least one unexpired direct Owner, and the owner of a personal namespace stays the Owner
+/// of its projects (the namespace is theirs, so neither they nor anyone else may demote or
+/// remove them there). Runs inside the changing transaction, after
+/// [`begin_member_change`] locked the project or group.
 async fn keeps_owner(
     c: &impl sea_orm::ConnectionTrait,
     scope: &Scope,
     m: &members::Model,
 ) -> ApiResult<()> {
-    if scope.kind == "group"
-        && m.access_level == Role::Owner.level()
-        && berth_db::members::count_at_level(c, scope.source(), m.access_level).await? <= 1
-    {
+    if scope.kind == "group" {
+        if m.access_level >= Role::Owner.level()
+            && berth_db::members::count_others_at_level(
+                c,
+                scope.source(),
+                Role::Owner.level(),
+                m.user_id,
+                Utc::now(),
+            )
+            .await?
+                == 0
+        {
+            return Err(ApiError::BadRequest(
+                "A group must have at least one owner".into(),
+            ));
+        }
+        return Ok(());
+    }
+    let project = berth_db::access::project_by_id(c, scope.id)
+        .await?
+        .ok_or(ApiError::NotFound("Project"))?;
+    let namespace = berth_db::namespaces::by_id(c, project.namespace_id).await?;
+    if namespace.is_some_and(|ns| ns.kind == "user" && ns.owner_user_id == Some(m.user_id)) {
         return Err(ApiError::BadRequest(
-            "A group must have at least one owner".into(),
+            "The owner of a personal project cannot be demoted or removed: it is their namespace"
+                .into(),
         ));
     }
     Ok(())
@@ -258,6 +324,13 @@ async fn add_member(
         (None, None) => return Err(ApiError::BadRequest("user_id is missing".into())),
     }
     .ok_or(ApiError::NotFound("User"))?;
+    // A membership elsewhere would give a bot nothing (its role outside its home is none)
+    // and would only mislead whoever reads the member list.
+    if !scope.reaches(&user) {
+        return Err(ApiError::BadRequest(
+            "a project or group access token's bot can only be a member of its own project or group".into(),
+        ));
+    }
     let txn = state.db.begin_write().await?;
     if berth_db::members::get(&txn, scope.source(), user.id)
         .await?
@@ -292,20 +365,26 @@ async fn update_member(
     kind: &'static str,
 ) -> ApiResult<Json<Value>> {
     caller.require_write()?;
-    let scope = Scope::with_role(&state, &caller, kind, &id, Role::Maintainer).await?;
+    let mut scope = Scope::with_role(&state, &caller, kind, &id, Role::Maintainer).await?;
     let uid = user_id(&uid)?;
     let role = level(&p, true)?;
     let expires_at = p.date("expires_at")?;
-    let txn = state.db.begin_write().await?;
+    let txn = begin_member_change(&state, &caller, &mut scope, Some(Role::Maintainer)).await?;
     let m = berth_db::members::get(&txn, scope.source(), uid)
         .await?
         .ok_or(ApiError::NotFound("Member"))?;
     may_touch(&scope, m.access_level)?;
     if let Some(r) = role {
         may_touch(&scope, r.level())?;
-        if r.level() < m.access_level {
-            keeps_owner(&txn, &scope, &m).await?;
-        }
+    }
+    let owner = Role::Owner.level();
+    let demoted = role.is_some_and(|r| r.level() < m.access_level);
+    // An expiry set on an Owner ends their ownership too, only later.
+    let expiring = m.access_level >= owner
+        && role.is_none_or(|r| r.level() >= owner)
+        && matches!(expires_at, Some(Some(_)));
+    if demoted || expiring {
+        keeps_owner(&txn, &scope, &m).await?;
     }
     let m = berth_db::members::update(&txn, m, role.map(Role::level), expires_at).await?;
     txn.commit().await?;
@@ -324,12 +403,13 @@ async fn remove_member(
 ) -> ApiResult<StatusCode> {
     caller.require_write()?;
     let uid = user_id(&uid)?;
-    let scope = Scope::resolve(&state, &caller, kind, &id).await?;
+    let mut scope = Scope::resolve(&state, &caller, kind, &id).await?;
     let leaving = uid == caller.user().id;
-    if !leaving && scope.role < Some(Role::Maintainer) {
+    let min = (!leaving).then_some(Role::Maintainer);
+    if min.is_some_and(|min| scope.role < Some(min)) {
         return Err(ApiError::Forbidden);
     }
-    let txn = state.db.begin_write().await?;
+    let txn = begin_member_change(&state, &caller, &mut scope, min).await?;
     let m = berth_db::members::get(&txn, scope.source(), uid)
         .await?
         .ok_or(ApiError::NotFound("Member"))?;

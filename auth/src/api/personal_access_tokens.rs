@@ -45,16 +45,52 @@ pub(super) fn scopes(p: &Params) -> ApiResult<Vec<String>> {
     Ok(scopes)
 }
 
-/// `expires_at`, which must lie in the future; `default` when absent.
+/// The latest expiry an access token made now may have: `max` (the instance's
+/// `max_token_lifetime`) from now.
+fn latest_expiry(now: DateTime<Utc>, max: Duration) -> DateTime<Utc> {
+    now.checked_add_signed(max)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// The expiry a token made without one gets (GitLab): the start (midnight UTC) of the day
+/// the maximum lifetime ends on, as GitLab's tokens expire at the start of their expiry
+/// date; the exact end when the maximum is shorter than what is left of today.
+fn longest_expiry(now: DateTime<Utc>, max: Duration) -> DateTime<Utc> {
+    let latest = latest_expiry(now, max);
+    latest
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .filter(|day| *day > now)
+        .unwrap_or(latest)
+}
+
+/// `expires_at` of a new access token: in the future and no later than the instance's
+/// maximum lifetime `max` from now (`400` otherwise). Absent: `default`, capped at the
+/// longest allowed; absent with no default, or given as null: the longest allowed. So
+/// every token made through the API expires, and rotating one cannot remove its expiry.
 pub(super) fn expiry(
     p: &Params,
     default: Option<DateTime<Utc>>,
-) -> ApiResult<Option<DateTime<Utc>>> {
-    let at = p.date("expires_at")?.unwrap_or(default);
-    if at.is_some_and(|t| t <= Utc::now()) {
+    max: Duration,
+) -> ApiResult<DateTime<Utc>> {
+    let now = Utc::now();
+    let longest = longest_expiry(now, max);
+    let at = match p.date("expires_at")? {
+        Some(Some(at)) => at,
+        Some(None) => longest,
+        None => default.map_or(longest, |d| d.min(longest)),
+    };
+    if at <= now {
         return Err(ApiError::BadRequest(
             "expires_at must be in the future".into(),
         ));
+    }
+    if at > latest_expiry(now, max) {
+        return Err(ApiError::BadRequest(format!(
+            "expires_at must be on or before {} (the instance's maximum token lifetime)",
+            longest.date_naive().format("%Y-%m-%d")
+        )));
     }
     Ok(at)
 }
@@ -139,9 +175,9 @@ pub fn routes() -> Router<AppState> {
 async fn create_pat_for(state: &AppState, user: &users::Model, p: &Params) -> ApiResult<Response> {
     let name = p.required("name")?;
     let scopes = scopes(p)?;
-    let expires_at = expiry(p, None)?;
+    let expires_at = expiry(p, None, state.max_token_lifetime)?;
     let txn = state.db.begin_write().await?;
-    let (row, secret) = issue(&txn, user.id, &name, &scopes, expires_at).await?;
+    let (row, secret) = issue(&txn, user.id, &name, &scopes, Some(expires_at)).await?;
     txn.commit().await?;
     tracing::info!(
         user.id = user.id,
@@ -292,7 +328,7 @@ pub(super) async fn rotate(
     if old.revoked {
         return Err(ApiError::BadRequest("Token already revoked".into()));
     }
-    let expires_at = expiry(p, next_week())?;
+    let expires_at = Some(expiry(p, next_week(), state.max_token_lifetime)?);
     let txn = state.db.begin_write().await?;
     // Conditional on the token still being live at write time: two concurrent rotations
     // of one token (say, its owner and whoever leaked it) yield one successor, not two.

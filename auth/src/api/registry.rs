@@ -9,7 +9,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use berth_core::access::RegistryAccess;
+use berth_core::access::Role;
 use berth_db::entity::{projects, repositories};
 use berth_db::registry_read as q;
 use chrono::Utc;
@@ -44,31 +44,68 @@ fn credential(caller: Option<&Caller>) -> Credential {
     caller.map_or(Credential::Anonymous, |c| Credential::User(c.cred.clone()))
 }
 
-/// May `caller` view (pull from) the registry of `ctx`'s project?
-async fn may_view(state: &AppState, caller: Option<&Caller>, ctx: &ProjectCtx) -> ApiResult<bool> {
-    let abilities =
-        authz::registry_abilities(&state.db.read, &credential(caller), ctx, Utc::now()).await?;
-    Ok(abilities.pull)
+/// What an API endpoint needs in a project's registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryNeed {
+    /// See its repositories, tags and what the API says about them: the registry's `pull`.
+    View,
+    /// View, and at least this role: the API's own operations (previewing the cleanup
+    /// policy: Reporter; deleting one tag: Developer; deleting a repository or tags in
+    /// bulk: Maintainer).
+    ViewWithRole(Role),
+    /// The registry's `delete` action itself (deleting a manifest): Maintainer+ with a
+    /// token carrying `api`, exactly as `/jwt/auth` grants `delete`.
+    Delete,
 }
 
-/// The project `id` names if the caller may view its registry: 404 when the project is
-/// hidden from them, 403 when they see the project but not its registry, or its registry
-/// is disabled (GitLab: the ability is prevented, `403 Forbidden`).
+/// Does `caller` have `need` in the registry of `ctx`'s project? The one access check of
+/// every API endpoint that reads or changes registry content, so the API never shows or
+/// does more than the registry would for the same credential: it starts from what
+/// `/jwt/auth` would grant ([`authz::registry_abilities`]: the visibility matrix, roles,
+/// token scopes, bots confined to their home, and a `disabled` registry refusing everyone,
+/// admins included).
+pub async fn may(
+    state: &AppState,
+    caller: Option<&Caller>,
+    ctx: &ProjectCtx,
+    need: RegistryNeed,
+) -> ApiResult<bool> {
+    let c = &state.db.read;
+    let abilities = authz::registry_abilities(c, &credential(caller), ctx, Utc::now()).await?;
+    Ok(match need {
+        RegistryNeed::View => abilities.pull,
+        RegistryNeed::ViewWithRole(min) => {
+            abilities.pull && lookup::project_role(c, caller, ctx).await? >= Some(min)
+        }
+        RegistryNeed::Delete => abilities.delete,
+    })
+}
+
+/// The project `id` names if the caller has `need` in its registry ([`may`]): 404 when the
+/// project is hidden from them, 403 when they see the project but not that (GitLab: the
+/// ability is prevented, `403 Forbidden`), including when its registry is disabled.
+pub async fn registry_project_for(
+    state: &AppState,
+    caller: Option<&Caller>,
+    id: &str,
+    need: RegistryNeed,
+) -> ApiResult<ProjectCtx> {
+    require_read(caller)?;
+    let (ctx, _) = lookup::visible_project(&state.db.read, caller, id).await?;
+    if may(state, caller, &ctx, need).await? {
+        Ok(ctx)
+    } else {
+        Err(ApiError::Forbidden)
+    }
+}
+
+/// The project `id` names if the caller may view its registry ([`RegistryNeed::View`]).
 pub async fn registry_project(
     state: &AppState,
     caller: Option<&Caller>,
     id: &str,
 ) -> ApiResult<ProjectCtx> {
-    require_read(caller)?;
-    let (ctx, _) = lookup::visible_project(&state.db.read, caller, id).await?;
-    if ctx.access().registry == RegistryAccess::Disabled {
-        return Err(ApiError::Forbidden);
-    }
-    if may_view(state, caller, &ctx).await? {
-        Ok(ctx)
-    } else {
-        Err(ApiError::Forbidden)
-    }
+    registry_project_for(state, caller, id, RegistryNeed::View).await
 }
 
 /// `repository`'s name inside its project (`""` for the project's own path).
@@ -276,7 +313,7 @@ async fn list_group_repositories(
             Some(ok) => *ok,
             None => {
                 let ctx = ProjectCtx::load(c, projects[owner].clone()).await?;
-                let ok = may_view(&state, caller.as_ref(), &ctx).await?;
+                let ok = may(&state, caller.as_ref(), &ctx, RegistryNeed::View).await?;
                 viewable.insert(owner, ok);
                 ok
             }
@@ -310,10 +347,7 @@ async fn get_repository(
     if !lookup::can_view(&ctx.project.visibility, caller.as_ref(), role) {
         return Err(not_found());
     }
-    if ctx.access().registry == RegistryAccess::Disabled {
-        return Err(ApiError::Forbidden);
-    }
-    if !may_view(&state, caller.as_ref(), &ctx).await? {
+    if !may(&state, caller.as_ref(), &ctx, RegistryNeed::View).await? {
         return Err(ApiError::Forbidden);
     }
     let extras = Extras::parse(&p, true)?;

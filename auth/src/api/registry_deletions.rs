@@ -15,16 +15,15 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
-use berth_core::access::{RegistryAccess, Role};
+use berth_core::access::Role;
 use berth_db::entity::{projects, registry_deletions::Model as Deletion, repositories};
 use berth_db::registry_deletions::{self as q, NewDeletion};
 use serde_json::{Value, json};
 
 use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
-use super::lookup;
 use super::params::{Params, opt_time, time};
-use super::registry::{project_repository, registry_project};
+use super::registry::{RegistryNeed, project_repository, registry_project, registry_project_for};
 use crate::deletions::BulkParams;
 use crate::state::AppState;
 
@@ -88,11 +87,10 @@ async fn maintained_project(
     id: &str,
 ) -> ApiResult<projects::Model> {
     caller.require_write()?;
-    let ctx = lookup::project_with_role(&state.db.read, caller, id, Role::Maintainer).await?;
-    if ctx.access().registry == RegistryAccess::Disabled {
-        return Err(ApiError::Forbidden);
-    }
-    Ok(ctx.project)
+    let need = RegistryNeed::ViewWithRole(Role::Maintainer);
+    Ok(registry_project_for(state, Some(caller), id, need)
+        .await?
+        .project)
 }
 
 /// Schedule a repository's deletion on `c` (a write transaction the caller commits), unless

@@ -1,6 +1,7 @@
 //! Berth's own artifact deletion (beyond GitLab: "delete one artifact by digest with all its
 //! tags"): `DELETE /projects/:id/registry/repositories/:repository_id/manifests/:digest`.
-//! Developer+ as for deleting one tag, written by the same database function as the
+//! Maintainer+ with an `api` token, as the registry's `delete` action it stands for (one
+//! tag alone is Developer+), written by the same content-library call as the
 //! registry's `DELETE /v2/<name>/manifests/<digest>` ([`berth_db::manifests::delete_and_queue`]),
 //! so the manifest, its tags and the GC review rows it implies change in one transaction.
 
@@ -9,13 +10,12 @@ use axum::routing::delete;
 use axum::{Json, Router};
 use berth_content::Immutable;
 use berth_core::Digest;
-use berth_core::access::{RegistryAccess, Role};
+use berth_content::Immutable;
 use serde_json::{Value, json};
 
 use super::caller::Caller;
 use super::error::{ApiError, ApiResult};
-use super::lookup;
-use super::registry::project_repository;
+use super::registry::{RegistryNeed, project_repository, registry_project_for};
 use crate::state::AppState;
 
 /// Manifest routes.
@@ -27,7 +27,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `DELETE /projects/:id/registry/repositories/:repository_id/manifests/:digest`
-/// (Developer+): 200 with the digest and the tags deleted with it; 400 for a malformed
+/// (whoever `/jwt/auth` would grant the registry's `delete`): 200 with the digest and the tags deleted with it; 400 for a malformed
 /// digest, 404 for a digest unknown in the repository, 403 when an immutable rule of the
 /// project matches one of its tags, 409 while an index references it. Refusing changes
 /// nothing: every check runs inside the deleting transaction, on the locked manifest, and
@@ -40,10 +40,7 @@ async fn delete_manifest(
     Path((id, repository_id, digest)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
     caller.require_write()?;
-    let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Developer).await?;
-    if ctx.access().registry == RegistryAccess::Disabled {
-        return Err(ApiError::Forbidden);
-    }
+    let ctx = registry_project_for(&state, Some(&caller), &id, RegistryNeed::Delete).await?;
     let r = project_repository(&state, &ctx.project, &repository_id).await?;
     let digest: Digest = digest
         .parse()

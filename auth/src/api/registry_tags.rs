@@ -13,7 +13,7 @@ use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use berth_content::Immutable;
-use berth_core::access::{RegistryAccess, Role};
+use berth_core::access::Role;
 use berth_db::registry_read as q;
 use berth_db::tag_listing::{self as listing, Cursor, TagOrder, TagQuery};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -21,9 +21,10 @@ use serde_json::{Value, json};
 
 use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
-use super::lookup;
 use super::params::{Params, opt_time, paged, time};
-use super::registry::{project_repository, registry_project, tag_json};
+use super::registry::{
+    RegistryNeed, project_repository, registry_project, registry_project_for, tag_json,
+};
 use crate::state::AppState;
 
 /// Tag routes.
@@ -238,10 +239,8 @@ async fn delete_tag(
     Path((id, repository_id, tag_name)): Path<(String, String, String)>,
 ) -> ApiResult<StatusCode> {
     caller.require_write()?;
-    let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Developer).await?;
-    if ctx.access().registry == RegistryAccess::Disabled {
-        return Err(ApiError::Forbidden);
-    }
+    let need = RegistryNeed::ViewWithRole(Role::Developer);
+    let ctx = registry_project_for(&state, Some(&caller), &id, need).await?;
     let r = project_repository(&state, &ctx.project, &repository_id).await?;
     // The project's immutable rules are read in the deleting transaction.
     state

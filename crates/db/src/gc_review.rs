@@ -1,4 +1,4 @@
-//! The gc-worker's side of the review queues (SPEC 6.1): taking one due row under a lock,
+//! The gc-worker's side of the review queues: taking one due row under a lock,
 //! re-checking whether its blob or manifest is still referenced, dropping or postponing the
 //! row, and the lock the registry takes on a manifest's row before it tags, untags or
 //! references that manifest. [`crate::gc`] is the writers' side (enqueueing).

@@ -173,15 +173,51 @@ pub async fn remove_all(c: &impl ConnectionTrait, source: Source) -> Result<(), 
     Ok(())
 }
 
-/// How many direct members of `source` hold `level` (a group keeps at least one Owner).
-pub async fn count_at_level(
+/// Inside a write transaction, hold the row of what `source` is a membership of (its
+/// project or group) until the transaction ends, and return whether that row exists.
+///
+/// "A group keeps at least one Owner" is a check over several rows (count the other
+/// Owners, then demote or remove one): two Owners removing each other at once would each
+/// count the other and both succeed. Taking this lock first, in the transaction that makes
+/// the change, makes such changes take turns, so the second one counts after the first has
+/// committed. PostgreSQL: `SELECT … FOR UPDATE`; SQLite's write transactions already run
+/// one at a time.
+pub async fn lock_source(c: &impl ConnectionTrait, source: Source) -> Result<bool, DbErr> {
+    use sea_orm::QuerySelect;
+
+    use crate::entity::{namespaces, projects};
+    Ok(match source {
+        Source::Project(id) => projects::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(c)
+            .await?
+            .is_some(),
+        Source::Namespace(id) => namespaces::Entity::find_by_id(id)
+            .lock_exclusive()
+            .one(c)
+            .await?
+            .is_some(),
+    })
+}
+
+/// How many direct members of `source` other than `except_user` hold `level` unexpired at
+/// `now` (a group keeps at least one Owner; an expired membership grants nothing).
+pub async fn count_others_at_level(
     c: &impl ConnectionTrait,
     source: Source,
     level: i32,
+    except_user: i64,
+    now: DateTime<Utc>,
 ) -> Result<u64, DbErr> {
     members::Entity::find()
         .filter(source.condition())
         .filter(members::Column::AccessLevel.eq(level))
+        .filter(members::Column::UserId.ne(except_user))
+        .filter(
+            Condition::any()
+                .add(members::Column::ExpiresAt.is_null())
+                .add(members::Column::ExpiresAt.gt(now)),
+        )
         .count(c)
         .await
 }

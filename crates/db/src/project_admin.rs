@@ -197,6 +197,15 @@ pub fn bot_prefix(kind: &str, id: i64) -> String {
     format!("{kind}_{id}_bot_")
 }
 
+/// The project or group (`kind` `project`/`group`, id) a bot's username names as its home:
+/// the inverse of [`bot_prefix`]. `None` for any other name.
+pub fn bot_home(username: &str) -> Option<(&str, i64)> {
+    let (kind, rest) = username.split_once('_')?;
+    let (id, _) = rest.split_once("_bot_")?;
+    let kind = ["project", "group"].into_iter().find(|k| *k == kind)?;
+    Some((kind, id.parse().ok()?))
+}
+
 /// The access-token bots of a project or group (`kind` `project`/`group`), by id.
 pub async fn bots(
     c: &impl ConnectionTrait,
@@ -265,6 +274,23 @@ mod tests {
         )
         .await
         .unwrap()
+    }
+
+    #[test]
+    fn bot_home_inverts_bot_prefix() {
+        for (kind, id) in [("project", 7), ("group", 123_456)] {
+            let name = format!("{}0a1b2c3d", bot_prefix(kind, id));
+            assert_eq!(bot_home(&name), Some((kind, id)));
+        }
+        for name in [
+            "alice",
+            "project_x_bot_1",
+            "user_1_bot_a",
+            "project_1",
+            "group_-_bot_",
+        ] {
+            assert_eq!(bot_home(name), None, "{name}");
+        }
     }
 
     db_test!(listings_follow_visibility_and_inherited_membership);

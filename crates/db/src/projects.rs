@@ -1,5 +1,5 @@
-//! Queries on projects (owned by berth-auth; the registry only asks which exist and whether
-//! their registry is disabled).
+//! Queries on projects (owned by berth-auth; the registry only asks which exist, their ids
+//! and whether their registry is disabled).
 
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect,
@@ -16,14 +16,15 @@ pub async fn exists(c: &impl ConnectionTrait, full_path: &str) -> Result<bool, D
         > 0)
 }
 
-/// The stored `container_registry_access_level` of the project with this full path, `None`
-/// when there is no such project.
+/// The id and stored `container_registry_access_level` of the project with this full path,
+/// `None` when there is no such project.
 pub async fn registry_access_level(
     c: &impl ConnectionTrait,
     full_path: &str,
-) -> Result<Option<String>, DbErr> {
+) -> Result<Option<(i64, String)>, DbErr> {
     Entity::find()
         .select_only()
+        .column(Column::Id)
         .column(Column::ContainerRegistryAccessLevel)
         .filter(Column::FullPath.eq(full_path))
         .into_tuple()

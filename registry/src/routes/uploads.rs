@@ -76,6 +76,7 @@ pub async fn start_upload(
         challenge.push(Scope::repository(from.as_str(), &[Action::Pull]));
     }
     let claims = crate::auth::authorize_with(state, &req.headers, &needed, &challenge).await?;
+    crate::auth::check_project(state, &claims, name.as_str(), &challenge).await?;
     super::require_project(state, name).await?;
     let now = chrono::Utc::now();
     // Usually the repository exists: look on the read pool before queueing for the writer.
@@ -87,10 +88,11 @@ pub async fn start_upload(
     if let (Some(mount), Some(from)) = (&mount, &from) {
         // Mounting needs pull on the source; without it (or without the blob there) the
         // request silently becomes a normal upload session and nothing is linked.
-        // A source whose project's registry is disabled is not readable either.
+        // A source whose project's registry is disabled, or for whose project the token
+        // was not issued, is not readable either.
         let source_readable =
             crate::auth::grants(&claims, &Scope::repository(from.as_str(), &[Action::Pull]))
-                && crate::projects::require_enabled(state.projects.as_ref(), from)
+                && crate::auth::check_project(state, &claims, from, &challenge)
                     .await
                     .is_ok();
         if let (true, Ok(digest)) = (source_readable, mount.parse::<Digest>())
