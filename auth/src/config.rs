@@ -48,12 +48,6 @@ pub struct Config {
     /// Delay before GC reviews a manifest a tag deletion left possibly untagged (humantime;
     /// the registry's key of the same name, keep them equal).
     pub gc_review_delay: String,
-    /// How long the registry-deletion worker holds a request between batches (humantime):
-    /// a replica that dies mid-run leaves its request to another after this long.
-    pub deletion_lease: String,
-    /// Tags (manifests, blob links) the registry-deletion worker deletes per transaction.
-    #[serde(deserialize_with = "flexible")]
-    pub deletion_batch_size: u64,
     /// `text` or `json` logs.
     pub log_format: String,
 }
@@ -77,8 +71,6 @@ impl Default for Config {
             auth_failure_window: "1m".into(),
             trust_forwarded_for: false,
             gc_review_delay: "24h".into(),
-            deletion_lease: "30s".into(),
-            deletion_batch_size: 100,
             log_format: "text".into(),
         }
     }

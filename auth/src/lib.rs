@@ -35,7 +35,6 @@ pub use state::AppState;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    deletion_lease: std::time::Duration,
 }
 
 impl Application {
@@ -55,16 +54,6 @@ impl Application {
         let window = berth_server::parse_duration(&cfg.auth_failure_window)?;
         let publish_delay = berth_server::parse_duration(&cfg.key_publish_delay)?;
         let review_delay = berth_server::parse_duration(&cfg.gc_review_delay)?;
-        let deletion_lease =
-            berth_server::parse_duration(&cfg.deletion_lease).context("BERTH_DELETION_LEASE")?;
-        anyhow::ensure!(
-            !deletion_lease.is_zero(),
-            "BERTH_DELETION_LEASE must be greater than zero"
-        );
-        anyhow::ensure!(
-            cfg.deletion_batch_size > 0,
-            "BERTH_DELETION_BATCH_SIZE must be greater than zero"
-        );
         let signer = state::Signer::load(
             db.clone(),
             cfg.token_issuer.clone(),
@@ -97,9 +86,7 @@ impl Application {
                 review_delay,
                 signer: Arc::new(signer),
                 limiter: Arc::new(limiter),
-                deletions: Arc::new(tokio::sync::Notify::new()),
             },
-            deletion_lease,
         })
     }
 
@@ -128,14 +115,9 @@ impl Application {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
     }
 
-    /// Serve until SIGINT/SIGTERM. The registry-deletion worker runs alongside and stops
-    /// after the last request, giving back (between batches) a request it was running.
+    /// Serve until SIGINT/SIGTERM. No background work runs here: deletions are jobs that
+    /// berth-gc runs.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (stop, worker) = deletions::spawn(
-            self.state.clone(),
-            self.deletion_lease,
-            self.state.cfg.deletion_batch_size,
-        );
         let app = Self::router(self.state);
         let served = axum::serve(
             self.listener,
@@ -143,8 +125,6 @@ impl Application {
         )
         .with_graceful_shutdown(berth_server::shutdown_signal())
         .await;
-        let _ = stop.send(true);
-        let _ = worker.await;
         served
     }
 }

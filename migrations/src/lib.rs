@@ -12,6 +12,7 @@ mod m0006_registry_deletions;
 mod m0007_storage_limits;
 mod m0008_tag_time_index;
 mod m0009_repository_cleanups;
+mod m0010_h5_jobs;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_storage_limits::Migration),
             Box::new(m0008_tag_time_index::Migration),
             Box::new(m0009_repository_cleanups::Migration),
+            Box::new(m0010_h5_jobs::Migration),
         ]
     }
 }
