@@ -119,13 +119,12 @@ impl Application {
     /// berth-gc runs.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let app = Self::router(self.state);
-        let served = axum::serve(
+        axum::serve(
             self.listener,
             app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(berth_server::shutdown_signal())
-        .await;
-        served
+        .await
     }
 }
 

@@ -60,7 +60,7 @@ async fn put(stack: &Stack, base: &str, jwt: &str, media_type: &str, body: &[u8]
 
 /// Push an image (config seeded with `seed`, then `layers`) as each of `tags`; returns the
 /// manifest's digest and size.
-async fn push(
+pub(crate) async fn push(
     stack: &Stack,
     base: &str,
     jwt: &str,
@@ -134,7 +134,7 @@ async fn age(db: &berth_db::Db, repository_id: i64, name: &str, ago: chrono::Dur
 
 /// A project `<group>/app` with a Developer and a Maintainer; returns (project id, dev
 /// token, maintainer token).
-async fn project(stack: &Stack, group: &str) -> (i64, String, String) {
+pub(crate) async fn project(stack: &Stack, group: &str) -> (i64, String, String) {
     let g = stack.create_group(group, None).await;
     let p = stack
         .create_project(g["id"].as_i64().unwrap(), "app", "private", "enabled")
@@ -152,7 +152,7 @@ async fn project(stack: &Stack, group: &str) -> (i64, String, String) {
     (pid, developer, maintainer)
 }
 
-async fn repository_id(stack: &Stack, pid: i64, path: &str, token: &str) -> Option<i64> {
+pub(crate) async fn repository_id(stack: &Stack, pid: i64, path: &str, token: &str) -> Option<i64> {
     let repos = stack
         .ok(
             Method::GET,
