@@ -62,13 +62,6 @@ pub struct Config {
     /// the registry's key of the same name, keep them equal).
     #[serde(deserialize_with = "berth_server::values::duration")]
     pub gc_review_delay: Duration,
-    /// How long the registry-deletion worker holds a request between batches (humantime):
-    /// a replica that dies mid-run leaves its request to another after this long.
-    #[serde(deserialize_with = "berth_server::values::duration")]
-    pub deletion_lease: Duration,
-    /// Tags (manifests, blob links) the registry-deletion worker deletes per transaction.
-    #[serde(deserialize_with = "flexible")]
-    pub deletion_batch_size: u64,
     /// Connection bounds (`http_header_timeout`, `http_body_timeout`, `http_idle_timeout`,
     /// `http_max_connections`).
     #[serde(flatten)]
@@ -97,8 +90,6 @@ impl Default for Config {
             auth_failure_window: Duration::from_secs(60),
             trust_forwarded_for: false,
             gc_review_delay: Duration::from_secs(24 * 3600),
-            deletion_lease: Duration::from_secs(30),
-            deletion_batch_size: 100,
             http: Default::default(),
             log_format: LogFormat::Text,
         }

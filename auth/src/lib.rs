@@ -36,7 +36,6 @@ pub use state::AppState;
 pub struct Application {
     listener: TcpListener,
     state: AppState,
-    deletion_lease: std::time::Duration,
     limits: berth_server::ConnectionLimits,
 }
 
@@ -75,15 +74,6 @@ impl Application {
         )
         .await
         .context("reading the GC review delay berth-gc records")?;
-        let deletion_lease = cfg.deletion_lease;
-        anyhow::ensure!(
-            !deletion_lease.is_zero(),
-            "BERTH_DELETION_LEASE must be greater than zero"
-        );
-        anyhow::ensure!(
-            cfg.deletion_batch_size > 0,
-            "BERTH_DELETION_BATCH_SIZE must be greater than zero"
-        );
         let signer = state::Signer::load(
             db.clone(),
             cfg.token_issuer.clone(),
@@ -118,9 +108,7 @@ impl Application {
                 review_delay,
                 signer: Arc::new(signer),
                 limiter: Arc::new(limiter),
-                deletions: Arc::new(tokio::sync::Notify::new()),
             },
-            deletion_lease,
             limits,
         })
     }
@@ -153,26 +141,18 @@ impl Application {
             .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
     }
 
-    /// Serve until SIGINT/SIGTERM. The registry-deletion worker runs alongside and stops
-    /// after the last request, giving back (between batches) a request it was running.
+    /// Serve until SIGINT/SIGTERM. No background work runs here: deletions are jobs that
+    /// berth-gc runs.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let (stop, worker) = deletions::spawn(
-            self.state.clone(),
-            self.deletion_lease,
-            self.state.cfg.deletion_batch_size,
-        );
         let app = Self::router(self.state);
         // The server gives handlers `ConnectInfo<SocketAddr>` (the rate limiter's address).
-        let served = berth_server::serve(
+        berth_server::serve(
             self.listener,
             app,
             self.limits,
             berth_server::shutdown_signal(),
         )
-        .await;
-        let _ = stop.send(true);
-        let _ = worker.await;
-        served
+        .await
     }
 }
 

@@ -35,8 +35,6 @@ pub struct AppState {
     pub signer: Arc<Signer>,
     /// Failed-login limiter.
     pub limiter: Arc<Limiter>,
-    /// Wakes the registry-deletion worker when a request is scheduled ([`crate::deletions`]).
-    pub deletions: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

@@ -59,7 +59,24 @@ pub struct Config {
     pub cleanup_batch_size: u64,
     /// Upload sessions untouched this long are ended, their bytes deleted
     /// (`BERTH_UPLOAD_EXPIRY`, default 24 h; `0s` turns expiry off).
-    pub upload_expiry: String,
+    #[serde(deserialize_with = "berth_server::values::duration")]
+    pub upload_expiry: Duration,
+    /// Background-job workers in this process (`BERTH_JOB_WORKERS`; 0 disables them). Any
+    /// number of processes share the jobs table.
+    #[serde(deserialize_with = "berth_server::de::flexible")]
+    pub job_workers: usize,
+    /// How often an idle job worker looks for due jobs (`BERTH_JOB_POLL_INTERVAL`).
+    pub job_poll_interval: String,
+    /// How long a worker holds a job between batches (`BERTH_JOB_LEASE`): a job whose
+    /// worker died is taken over by another after this long.
+    pub job_lease: String,
+    /// Tags (or manifests; five times as many blob links) a job deletes per transaction
+    /// (`BERTH_JOB_BATCH_SIZE`).
+    #[serde(deserialize_with = "berth_server::de::flexible")]
+    pub job_batch_size: u64,
+    /// Attempts before a job that keeps failing is marked failed (`BERTH_JOB_MAX_ATTEMPTS`).
+    #[serde(deserialize_with = "berth_server::de::flexible")]
+    pub job_max_attempts: i32,
     /// Test knob: shift the clock cleanup policies are judged by (`BERTH_CLOCK_OFFSET`,
     /// `10d`, `-1h`).
     pub clock_offset: String,
@@ -86,7 +103,12 @@ impl Default for Config {
             cleanup_schedule: "0 * * * * *".into(),
             cleanup_max_tags_per_run: 1000,
             cleanup_batch_size: 100,
-            upload_expiry: "24h".into(),
+            upload_expiry: Duration::from_secs(24 * 3600),
+            job_workers: 1,
+            job_poll_interval: "2s".into(),
+            job_lease: "30s".into(),
+            job_batch_size: 100,
+            job_max_attempts: 5,
             clock_offset: String::new(),
             clock_offset_file: String::new(),
         }

@@ -4,6 +4,7 @@
 pub mod check;
 pub mod cleanup;
 pub mod config;
+pub mod jobs;
 pub mod run;
 pub mod usage;
 pub mod worker;

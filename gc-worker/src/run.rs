@@ -1,5 +1,5 @@
 //! `berth-gc run`: connect, serve `/-/health`, `/-/ready` and `/metrics`, run the online-GC
-//! workers (and the cleanup scheduler) until SIGINT/SIGTERM, then let every worker finish
+//! workers, the background-job workers (and the cleanup scheduler) until SIGINT/SIGTERM, then let every worker finish
 //! the review it is in before exiting.
 
 use std::sync::Arc;
@@ -77,8 +77,7 @@ pub async fn run_until(
             },
         ));
     }
-    let upload_expiry =
-        berth_server::parse_duration(&cfg.upload_expiry).context("BERTH_UPLOAD_EXPIRY")?;
+    let upload_expiry = cfg.upload_expiry;
     if !upload_expiry.is_zero() {
         let (db, store) = (db.clone(), store.clone());
         tasks.spawn(worker::agent::run(
@@ -99,6 +98,32 @@ pub async fn run_until(
             },
         ));
     }
+    let job_settings = crate::jobs::Settings {
+        lease: berth_server::parse_duration(&cfg.job_lease).context("BERTH_JOB_LEASE")?,
+        batch: cfg.job_batch_size,
+        max_attempts: cfg.job_max_attempts,
+        review_delay: settings.review_delay,
+    };
+    anyhow::ensure!(
+        !job_settings.lease.is_zero(),
+        "BERTH_JOB_LEASE must be greater than zero"
+    );
+    let job_poll = berth_server::parse_duration(&cfg.job_poll_interval)
+        .context("BERTH_JOB_POLL_INTERVAL")?
+        .max(Duration::from_millis(10));
+    for _ in 0..cfg.job_workers {
+        let runner = Arc::new(crate::jobs::Runner::new(db.clone(), job_settings.clone()));
+        // Idle polls are one cheap read, so they need no back-off.
+        let pace = Pace {
+            interval: job_poll,
+            max_backoff: job_poll,
+        };
+        let stop_rx = stop.clone();
+        tasks.spawn(worker::agent::run("jobs", pace, stop.clone(), move || {
+            let (runner, stop_rx) = (runner.clone(), stop_rx.clone());
+            async move { runner.run_once(&stop_rx).await }
+        }));
+    }
     tasks.spawn(queue_gauges(db.clone(), gauges_every, stop.clone()));
     // The cleanup-policy scheduler (crate::cleanup), stopping when `stop` turns true.
     tasks.spawn(crate::cleanup::scheduler(
@@ -110,6 +135,7 @@ pub async fn run_until(
         addr = %cfg.gc_addr,
         blob_workers = cfg.gc_blob_workers,
         manifest_workers = cfg.gc_manifest_workers,
+        job_workers = cfg.job_workers,
         "berth-gc running"
     );
 
@@ -147,8 +173,8 @@ fn ready_check(
     }
 }
 
-/// Refresh `berth_gc_queue_rows{queue}` and `berth_gc_queue_overdue_rows{queue}` every
-/// `every` (four `COUNT` queries on the read pool).
+/// Refresh `berth_gc_queue_rows{queue}`, `berth_gc_queue_overdue_rows{queue}` and
+/// `berth_jobs{state}` every `every` (six `COUNT` queries on the read pool).
 async fn queue_gauges(db: Db, every: Duration, mut stop: watch::Receiver<bool>) {
     loop {
         match berth_db::gc_review::queue_depths(&db.read, chrono::Utc::now()).await {
@@ -162,6 +188,7 @@ async fn queue_gauges(db: Db, every: Duration, mut stop: watch::Receiver<bool>) 
             }
             Err(e) => tracing::warn!(error = %e, "counting queue rows failed"),
         }
+        crate::jobs::refresh_gauges(&db).await;
         tokio::select! {
             _ = stop.changed() => return,
             () = tokio::time::sleep(every) => {}

@@ -14,6 +14,7 @@ mod m0008_tag_time_index;
 mod m0009_repository_cleanups;
 mod m0010_h6_settings;
 mod m0010_h2_upload_caps;
+mod m0010_h5_jobs;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0009_repository_cleanups::Migration),
             Box::new(m0010_h6_settings::Migration),
             Box::new(m0010_h2_upload_caps::Migration),
+            Box::new(m0010_h5_jobs::Migration),
         ]
     }
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL), real clients. One module per scenario.
 
 mod images;
+mod jobs;
 mod stack;
 mod support;
 

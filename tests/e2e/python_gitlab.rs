@@ -49,6 +49,14 @@ const BULK: &[(&str, i64)] = &[
 ];
 
 async fn run(mut stack: Stack, python: &str) {
+    // Bulk deletions are jobs a berth-gc runs (only its job workers here).
+    let _gc = stack
+        .start_gc(&[
+            ("BERTH_JOB_POLL_INTERVAL", "100ms"),
+            ("BERTH_GC_BLOB_WORKERS", "0"),
+            ("BERTH_GC_MANIFEST_WORKERS", "0"),
+        ])
+        .await;
     let group = stack.create_group("py", None).await;
     let project = stack
         .create_project(group["id"].as_i64().unwrap(), "app", "private", "enabled")

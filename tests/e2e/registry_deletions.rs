@@ -2,7 +2,8 @@
 //! of GitLab's rules (`latest` and immutable tags kept, requests for one repository run in
 //! order), repository deletion (a layer shared with another repository stays pullable, GC
 //! review rows for the deleted repository's blobs, `delete_failed` while an immutable tag
-//! is in the way), and a bulk deletion that survives berth-auth being killed.
+//! is in the way), and a bulk deletion that survives the berth-gc running it being killed.
+//! berth-auth only enqueues jobs; a berth-gc process started by each test runs them.
 
 use std::time::{Duration, Instant};
 
@@ -12,8 +13,16 @@ use reqwest::{Method, StatusCode};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 
-use crate::stack::{Options, Stack};
+use crate::stack::{Options, Proc, Stack};
 use crate::stack_test;
+
+/// berth-gc settings for these tests: job workers polling every 100 ms.
+const FAST_JOBS: [(&str, &str); 1] = [("BERTH_JOB_POLL_INTERVAL", "100ms")];
+
+/// A berth-gc that runs the jobs these tests enqueue.
+async fn job_worker(stack: &Stack) -> Proc {
+    stack.start_gc(&FAST_JOBS).await
+}
 
 const MANIFEST_TYPE: &str = "application/vnd.oci.image.manifest.v1+json";
 const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
@@ -51,7 +60,7 @@ async fn put(stack: &Stack, base: &str, jwt: &str, media_type: &str, body: &[u8]
 
 /// Push an image (config seeded with `seed`, then `layers`) as each of `tags`; returns the
 /// manifest's digest and size.
-async fn push(
+pub(crate) async fn push(
     stack: &Stack,
     base: &str,
     jwt: &str,
@@ -125,7 +134,7 @@ async fn age(db: &berth_db::Db, repository_id: i64, name: &str, ago: chrono::Dur
 
 /// A project `<group>/app` with a Developer and a Maintainer; returns (project id, dev
 /// token, maintainer token).
-async fn project(stack: &Stack, group: &str) -> (i64, String, String) {
+pub(crate) async fn project(stack: &Stack, group: &str) -> (i64, String, String) {
     let g = stack.create_group(group, None).await;
     let p = stack
         .create_project(g["id"].as_i64().unwrap(), "app", "private", "enabled")
@@ -143,7 +152,7 @@ async fn project(stack: &Stack, group: &str) -> (i64, String, String) {
     (pid, developer, maintainer)
 }
 
-async fn repository_id(stack: &Stack, pid: i64, path: &str, token: &str) -> Option<i64> {
+pub(crate) async fn repository_id(stack: &Stack, pid: i64, path: &str, token: &str) -> Option<i64> {
     let repos = stack
         .ok(
             Method::GET,
@@ -162,6 +171,7 @@ async fn repository_id(stack: &Stack, pid: i64, path: &str, token: &str) -> Opti
 }
 
 stack_test!(bulk_tag_delete_rules, |stack| {
+    let _gc = job_worker(&stack).await;
     let (pid, developer, maintainer) = project(&stack, "bulk").await;
     let name = "bulk/app";
     let jwt = stack
@@ -364,6 +374,7 @@ stack_test!(bulk_tag_delete_rules, |stack| {
 });
 
 stack_test!(repository_delete_keeps_shared_layers, |stack| {
+    let _gc = job_worker(&stack).await;
     let (pid, developer, maintainer) = project(&stack, "rdel").await;
     let (one, two) = ("rdel/app/one", "rdel/app/two");
     let jwt = stack
@@ -584,20 +595,22 @@ stack_test!(repository_delete_keeps_shared_layers, |stack| {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let last = berth_db::registry_deletions::for_project(&db.read, pid, None, 1)
+    let last = berth_db::background_jobs::for_project(&db.read, pid, None, 1)
         .await
         .unwrap();
-    assert_eq!(last[0].repository_path, two);
-    assert_eq!(
-        (last[0].status.as_str(), last[0].deleted_count),
-        ("done", 1)
+    assert!(
+        last[0].payload.contains(&format!("\"{two}\"")),
+        "{:?}",
+        last[0]
     );
+    assert_eq!((last[0].state.as_str(), last[0].progress), ("succeeded", 1));
 });
 
-/// 300 tags, a bulk delete of 240 in batches of 2, berth-auth frozen and killed (SIGKILL)
-/// while the run is under way and started again: once the dead process's lease runs out the request
+/// 300 tags, a bulk delete of 240 in batches of 2, the berth-gc running it frozen and killed
+/// (SIGKILL) while the run is under way and started again: once the dead process's lease runs out the request
 /// is resumed and finishes with exactly the 60 tags the rules keep and 240 deletions.
-async fn bulk_delete_survives_restart(mut stack: Stack) {
+async fn bulk_delete_survives_restart(stack: Stack) {
+    let mut gc = stack.start_gc(&GC_ENV).await;
     let (pid, _, maintainer) = project(&stack, "crash").await;
     let name = "crash/app";
     let jwt = stack
@@ -636,35 +649,35 @@ async fn bulk_delete_survives_restart(mut stack: Stack) {
     let id = d["id"].as_i64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let now = berth_db::registry_deletions::find(&db.read, id)
+        let now = berth_db::background_jobs::find(&db.read, id)
             .await
             .unwrap()
             .unwrap();
-        if now.status == "running" && now.deleted_count > 0 {
+        if now.state == "running" && now.progress > 0 {
             break;
         }
         assert_ne!(
-            now.status, "done",
+            now.state, "succeeded",
             "the run finished before it could be killed"
         );
         assert!(Instant::now() < deadline, "the run did not start: {now:?}");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     // Freeze the process where it stands (SIGSTOP; a batch may be half done), then kill it.
-    stack.auth.pause();
-    let at_kill = berth_db::registry_deletions::find(&db.read, id)
+    gc.pause();
+    let at_kill = berth_db::background_jobs::find(&db.read, id)
         .await
         .unwrap()
         .unwrap();
-    stack.auth.kill();
-    assert_eq!(at_kill.status, "running");
-    assert!(at_kill.deleted_count < 240, "{at_kill:?}");
+    gc.kill();
+    assert_eq!(at_kill.state, "running");
+    assert!(at_kill.progress < 240, "{at_kill:?}");
     assert!(at_kill.lease_until.is_some());
     eprintln!(
-        "killed berth-auth after {} of 240 deletions",
-        at_kill.deleted_count
+        "killed berth-gc after {} of 240 deletions",
+        at_kill.progress
     );
-    stack.start_auth_again().await;
+    let mut gc = stack.start_gc(&GC_ENV).await;
     let done = wait_finished(&stack, pid, &d, &maintainer).await;
     assert_eq!(done["status"], "done", "{done}");
     assert_eq!(done["deleted_count"], 240, "{done}");
@@ -688,27 +701,31 @@ async fn bulk_delete_survives_restart(mut stack: Stack) {
         .await;
     let id = d["id"].as_i64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while berth_db::registry_deletions::find(&db.read, id)
+    while berth_db::background_jobs::find(&db.read, id)
         .await
         .unwrap()
-        .is_some_and(|d| d.status == "scheduled")
+        .is_some_and(|d| d.state == "queued")
     {
         assert!(Instant::now() < deadline, "the second run did not start");
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    stack.auth.terminate();
-    let at_stop = berth_db::registry_deletions::find(&db.read, id)
+    gc.terminate();
+    let at_stop = berth_db::background_jobs::find(&db.read, id)
         .await
         .unwrap()
         .unwrap();
     eprintln!(
-        "stopped berth-auth with the second request {} after {} of 30 deletions",
-        at_stop.status, at_stop.deleted_count
+        "stopped berth-gc with the second job {} after {} of 30 deletions",
+        at_stop.state, at_stop.progress
     );
-    if at_stop.status == "running" {
+    assert_ne!(
+        at_stop.state, "running",
+        "a stopped worker hands its job back"
+    );
+    if at_stop.state == "queued" {
         assert_eq!(at_stop.lease_until, None, "{at_stop:?}");
     }
-    stack.start_auth_again().await;
+    let _gc = stack.start_gc(&GC_ENV).await;
     let done = wait_finished(&stack, pid, &d, &maintainer).await;
     assert_eq!(
         (&done["status"], &done["deleted_count"]),
@@ -719,19 +736,19 @@ async fn bulk_delete_survives_restart(mut stack: Stack) {
     assert_eq!(list["tags"], json!(want));
 }
 
+/// A short lease, so the restarted process resumes the killed run quickly, and small
+/// batches, so the kill lands in the middle of the run.
+const GC_ENV: [(&str, &str); 3] = [
+    ("BERTH_JOB_POLL_INTERVAL", "100ms"),
+    ("BERTH_JOB_LEASE", "2s"),
+    ("BERTH_JOB_BATCH_SIZE", "2"),
+];
+
 mod bulk_delete_restart {
     use super::*;
 
     fn options() -> Options {
-        Options {
-            // A short lease, so the restarted process resumes the killed run quickly.
-            // and small batches, so the kill lands in the middle of the run.
-            auth_env: vec![
-                ("BERTH_DELETION_LEASE".into(), "2s".into()),
-                ("BERTH_DELETION_BATCH_SIZE".into(), "2".into()),
-            ],
-            ..Options::default()
-        }
+        Options::default()
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

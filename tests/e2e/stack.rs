@@ -57,6 +57,11 @@ impl Proc {
             .status();
     }
 
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -213,14 +218,6 @@ impl Stack {
             root_token,
             auth_spawn,
         })
-    }
-
-    /// Start berth-auth again on the same port, database and settings (after
-    /// `stack.auth.kill()` or `terminate()`), and wait until it is healthy.
-    pub async fn start_auth_again(&mut self) {
-        self.auth.kill();
-        self.auth = self.auth_spawn.spawn(&self.logs, true);
-        wait_healthy(&self.auth.url, "berth-auth").await;
     }
 
     /// The root directory of the `file://` blob store both services (and berth-gc) use.

@@ -479,17 +479,8 @@ async fn delete_project(
     caller.require_write()?;
     let ctx = lookup::project_with_role(&state.db.read, &caller, &id, Role::Owner).await?;
     // Its repositories are deleted asynchronously (tags, manifests, then GC), as GitLab does.
-    let repositories = super::registry::project_repositories(&state, &ctx.project).await?;
-    let txn = state.db.begin_write().await?;
-    for r in &repositories {
-        super::registry_deletions::schedule_repository_deletion(&txn, &ctx.project, r).await?;
-    }
-    berth_db::project_admin::delete(&txn, &ctx.project).await?;
-    txn.commit().await?;
-    if !repositories.is_empty() {
-        state.deletions.notify_one();
-    }
-    tracing::info!(project.id = ctx.project.id, project.path = %ctx.project.full_path, "deleted project");
+    let scheduled = crate::deletions::delete_project(&state.db, &ctx.project).await?;
+    tracing::info!(project.id = ctx.project.id, project.path = %ctx.project.full_path, repositories_scheduled = scheduled, "deleted project");
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "message": "202 Accepted" })),

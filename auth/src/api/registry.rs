@@ -164,7 +164,7 @@ async fn repositories_json(
         HashMap::new()
     };
     // GitLab's `status`: a scheduled, running or failed repository deletion, else null.
-    let statuses = berth_db::registry_deletions::repository_statuses(c, &ids).await?;
+    let statuses = berth_db::background_jobs::repository_statuses(c, &ids).await?;
     // GitLab's cleanup-policy state (m0009); no row: never run.
     let cleanups = berth_db::repository_cleanups::for_repositories(c, &ids).await?;
     let host = state.cfg.registry_host();
@@ -182,8 +182,13 @@ async fn repositories_json(
             "pull_count": r.pull_count,
             "last_pulled_at": opt_time(r.last_pulled_at),
             "last_pushed_at": opt_time(r.last_pushed_at),
-            "status": statuses.get(&r.id),
+            "status": statuses.get(&r.id).map(|s| s.as_str()),
         });
+        // Beyond GitLab: why the deletion failed, while `status` is `delete_failed`.
+        if let Some(berth_db::background_jobs::DeletionStatus::Failed(reason)) = statuses.get(&r.id)
+        {
+            v["delete_error"] = json!(reason);
+        }
         let cleanup = cleanups.get(&r.id);
         let started = cleanup.and_then(|s| s.expiration_policy_started_at);
         v["cleanup_policy_started_at"] = opt_time(started);

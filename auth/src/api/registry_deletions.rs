@@ -1,14 +1,19 @@
 //! Asynchronous registry deletions (GitLab's API, answered 202): deleting a repository
 //! (`DELETE /projects/:id/registry/repositories/:repository_id`) and bulk-deleting its tags
 //! (`DELETE …/tags` with `name_regex_delete`, `name_regex_keep`, `keep_n`, `older_than`),
-//! both Maintainer+ (GitLab's `admin_container_image`) and answered `202` while
-//! [`crate::deletions`] does the work. Instead of GitLab's once-an-hour limit, requests for
-//! one repository run one after another, in bounded batches.
+//! both Maintainer+ (GitLab's `admin_container_image`) and answered `202` once
+//! [`crate::deletions`] has enqueued a job; berth-gc's job workers do the work. Instead of
+//! GitLab's once-an-hour limit, requests for one repository run one after another, in
+//! bounded batches.
 //!
 //! Beyond GitLab, each request's progress is visible: `GET /projects/:id/registry/deletions`
 //! (optionally `repository_id`), `GET /projects/:id/registry/deletions/:deletion_id` and
 //! `GET /projects/:id/registry/repositories/:repository_id/deletions`, with `status`
-//! (`scheduled`, `running`, `done`, `failed`), `error`, `deleted_count` and timestamps.
+//! (`scheduled`, `running`, `done`, `failed`), `error`, `deleted_count`, `attempts` and
+//! timestamps. These are the job's fields under the names this API has always used (a job
+//! `queued` shows as `scheduled`, `succeeded` as `done`; kind `delete_repository` as
+//! `repository`, `delete_tags` as `tags`), so clients of the API are unaffected by where
+//! the work runs.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -16,15 +21,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use axum::{Json, Router};
 use berth_core::access::Role;
-use berth_db::entity::{projects, registry_deletions::Model as Deletion, repositories};
-use berth_db::registry_deletions::{self as q, NewDeletion};
+use berth_core::jobs::{BulkRules, JobKind, JobPayload, JobState};
+use berth_db::background_jobs::{self as q, JobRow};
+use berth_db::entity::{jobs::Model as Deletion, projects};
 use serde_json::{Value, json};
 
 use super::caller::{Caller, MaybeCaller};
 use super::error::{ApiError, ApiResult};
 use super::params::{Params, opt_time, time};
 use super::registry::{RegistryNeed, project_repository, registry_project, registry_project_for};
-use crate::deletions::BulkParams;
 use crate::state::AppState;
 
 /// How many requests a listing shows (newest first).
@@ -52,18 +57,36 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-/// A request as the API shows it.
+/// A deletion job as the API shows it.
 pub fn deletion_json(d: &Deletion) -> Value {
+    let kind = d.job_kind();
+    let payload = kind.and_then(|k| JobPayload::parse(k, &d.payload).ok());
+    let params = match &payload {
+        Some(JobPayload::DeleteTags { rules, .. }) => json!(rules),
+        Some(JobPayload::DeleteRepository(_)) => json!({}),
+        None => Value::Null,
+    };
     json!({
         "id": d.id,
         "repository_id": d.repository_id,
-        "repository_path": d.repository_path,
+        "repository_path": payload.as_ref().map(|p| p.target().repository_path.clone()),
         "project_id": d.project_id,
-        "kind": d.kind,
-        "params": serde_json::from_str::<Value>(&d.params).unwrap_or(Value::Null),
-        "status": d.status,
-        "error": d.error,
-        "deleted_count": d.deleted_count,
+        "kind": match kind {
+            Some(JobKind::DeleteRepository) => "repository",
+            Some(JobKind::DeleteTags) => "tags",
+            None => d.kind.as_str(),
+        },
+        "params": params,
+        "status": match d.job_state() {
+            Some(JobState::Queued) => "scheduled",
+            Some(JobState::Running) => "running",
+            Some(JobState::Succeeded) => "done",
+            Some(JobState::Failed) => "failed",
+            None => d.state.as_str(),
+        },
+        "error": d.last_error,
+        "deleted_count": d.progress,
+        "attempts": d.attempts,
         "created_at": time(d.created_at),
         "started_at": opt_time(d.started_at),
         "finished_at": opt_time(d.finished_at),
@@ -93,28 +116,8 @@ async fn maintained_project(
         .project)
 }
 
-/// Schedule a repository's deletion on `c` (a write transaction the caller commits), unless
-/// one is already scheduled or running; returns the request. Project deletion uses it too.
-pub async fn schedule_repository_deletion(
-    c: &impl berth_db::sea_orm::ConnectionTrait,
-    project: &projects::Model,
-    repository: &repositories::Model,
-) -> ApiResult<Deletion> {
-    if let Some(existing) = q::pending_repository_deletion(c, repository.id).await? {
-        return Ok(existing);
-    }
-    let new = NewDeletion {
-        repository_id: repository.id,
-        repository_path: &repository.name,
-        project_id: project.id,
-        kind: q::KIND_REPOSITORY,
-        params: "{}".to_owned(),
-    };
-    Ok(q::schedule(c, new, chrono::Utc::now()).await?)
-}
-
 /// `DELETE /projects/:id/registry/repositories/:repository_id` (Maintainer+): 202; the
-/// repository shows `status: delete_scheduled` until the worker removes it.
+/// repository shows `status: delete_scheduled` until a berth-gc job worker removes it.
 async fn delete_repository(
     State(state): State<AppState>,
     caller: Caller,
@@ -122,10 +125,9 @@ async fn delete_repository(
 ) -> ApiResult<Response> {
     let project = maintained_project(&state, &caller, &id).await?;
     let r = project_repository(&state, &project, &repository_id).await?;
-    let txn = state.db.begin_write().await?;
-    let d = schedule_repository_deletion(&txn, &project, &r).await?;
-    txn.commit().await?;
-    state.deletions.notify_one();
+    let d = crate::deletions::delete_repository(&state.db, &project, r.id)
+        .await?
+        .ok_or(ApiError::NotFound("Repository"))?;
     tracing::info!(
         project.id = project.id,
         repository.id = r.id,
@@ -137,7 +139,7 @@ async fn delete_repository(
 
 /// The bulk-delete rules from the request (GitLab's names; `name_regex` is the deprecated
 /// alias of `name_regex_delete`), validated; the error is GitLab's parameter message.
-fn bulk_params(p: &Params) -> Result<BulkParams, String> {
+fn bulk_params(p: &Params) -> Result<BulkRules, String> {
     let text = |key: &str| p.str(key).map_err(|e| e.to_string());
     let name_regex_delete = match text("name_regex_delete")? {
         Some(v) => v,
@@ -146,7 +148,7 @@ fn bulk_params(p: &Params) -> Result<BulkParams, String> {
         )?,
     };
     let keep_n = p.int("keep_n").map_err(|_| "keep_n is invalid")?;
-    let params = BulkParams {
+    let params = BulkRules {
         name_regex_delete,
         name_regex_keep: text("name_regex_keep")?,
         keep_n,
@@ -157,7 +159,8 @@ fn bulk_params(p: &Params) -> Result<BulkParams, String> {
 }
 
 /// `DELETE /projects/:id/registry/repositories/:repository_id/tags` (Maintainer+): 202;
-/// the worker deletes the tags the rules select, `latest` and immutable tags never.
+/// a berth-gc job worker deletes the tags the rules select, `latest` and immutable tags
+/// never.
 async fn delete_tags(
     State(state): State<AppState>,
     caller: Caller,
@@ -170,17 +173,9 @@ async fn delete_tags(
         Ok(params) => params,
         Err(message) => return Ok(param_error(message)),
     };
-    let new = NewDeletion {
-        repository_id: r.id,
-        repository_path: &r.name,
-        project_id: project.id,
-        kind: q::KIND_TAGS,
-        params: serde_json::to_string(&params).map_err(anyhow::Error::from)?,
-    };
-    let txn = state.db.begin_write().await?;
-    let d = q::schedule(&txn, new, chrono::Utc::now()).await?;
-    txn.commit().await?;
-    state.deletions.notify_one();
+    let d = crate::deletions::delete_tags(&state.db, &project, r.id, params)
+        .await?
+        .ok_or(ApiError::NotFound("Repository"))?;
     tracing::info!(
         project.id = project.id,
         repository.id = r.id,
@@ -228,7 +223,7 @@ async fn get_deletion(
     let deletion_id = deletion_id.parse::<i64>().map_err(|_| not_found())?;
     let d = q::find(&state.db.read, deletion_id)
         .await?
-        .filter(|d| d.project_id == ctx.project.id)
+        .filter(|d| d.project_id == Some(ctx.project.id))
         .ok_or_else(not_found)?;
     Ok(Json(deletion_json(&d)))
 }

@@ -204,7 +204,8 @@ async fn unblock_user(
     set_state(&state, &caller, &id, "active").await
 }
 
-/// `DELETE /users/:id` (admin): 204.
+/// `DELETE /users/:id` (admin): 204. The repositories of their personal namespace are
+/// deleted asynchronously, like a deleted project's.
 async fn delete_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -212,9 +213,11 @@ async fn delete_user(
 ) -> ApiResult<StatusCode> {
     caller.require_admin()?;
     let user = find_user(&state, &id).await?;
-    let txn = state.db.begin_write().await?;
-    berth_db::users::delete(&txn, user.id).await?;
-    txn.commit().await?;
-    tracing::info!(user.id = user.id, "deleted user");
+    let scheduled = crate::deletions::delete_user(&state.db, user.id).await?;
+    tracing::info!(
+        user.id = user.id,
+        repositories_scheduled = scheduled,
+        "deleted user"
+    );
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,6 +8,7 @@ pub mod cleanup_policy;
 pub mod digest;
 pub mod error;
 pub mod immutability;
+pub mod jobs;
 pub mod manifest;
 pub mod name;
 pub mod route;

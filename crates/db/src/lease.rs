@@ -1,8 +1,9 @@
 //! The lease by which one worker holds a row of background work (a cleanup run in
-//! `container_repository_cleanups`, a deletion request in `registry_deletions`): the row is
-//! held while `lease_owner` is the worker's id and `lease_until` is in the future. Claims
-//! are one conditional UPDATE, so of several workers racing for a row exactly one wins;
-//! every later write re-checks ownership inside the caller's transaction.
+//! `container_repository_cleanups`, a job in `jobs`): the row is held while `lease_owner` is
+//! the worker's id and `lease_until` is in the future. Cleanup claims are one conditional
+//! UPDATE, so of several workers racing for a row exactly one wins (jobs are taken with
+//! `SKIP LOCKED` instead, see [`crate::background_jobs`]); every later write re-checks
+//! ownership inside the caller's transaction.
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;

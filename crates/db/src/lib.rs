@@ -3,6 +3,7 @@
 //! service layer decides where transactions begin and end.
 
 pub mod access;
+pub mod background_jobs;
 pub mod blobs;
 pub mod cleanup_plan;
 pub mod consistency;

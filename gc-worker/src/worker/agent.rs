@@ -9,6 +9,19 @@ use tokio::sync::watch;
 
 use super::Outcome;
 
+/// What a `run_once` reports to its loop: whether it found work (then the loop runs it
+/// again at once) or found nothing (then the loop sleeps).
+pub trait Work {
+    /// Did the run find work?
+    fn found(&self) -> bool;
+}
+
+impl Work for Outcome {
+    fn found(&self) -> bool {
+        *self != Outcome::Empty
+    }
+}
+
 /// Sleep bounds of an agent.
 #[derive(Debug, Clone, Copy)]
 pub struct Pace {
@@ -31,14 +44,15 @@ impl Pace {
 
 /// Run `once` until `stop` turns true. `once` logs and postpones its own failures; an error
 /// here only ends the current burst so a broken database is not hammered.
-pub async fn run<F, Fut>(
+pub async fn run<F, Fut, W>(
     worker: &'static str,
     pace: Pace,
     mut stop: watch::Receiver<bool>,
     mut once: F,
 ) where
     F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Outcome>>,
+    Fut: Future<Output = anyhow::Result<W>>,
+    W: Work,
 {
     // Half, so the first idle sleep is `interval` itself.
     let mut sleep = pace.interval / 2;
@@ -49,7 +63,7 @@ pub async fn run<F, Fut>(
                 return;
             }
             match once().await {
-                Ok(Outcome::Empty) => break,
+                Ok(w) if !w.found() => break,
                 Ok(_) => found = true,
                 Err(e) => {
                     tracing::debug!(worker, error = %format!("{e:#}"), "review failed");

@@ -124,7 +124,7 @@ pub fn postpone_delay(review_count: i32) -> Duration {
 /// failure, SQLite busy, or a foreign key the winner's rows now violate, such as a layer
 /// committed against the blob being deleted)? Such a review is rolled back and simply
 /// runs again, without the failure back-off (GitLab skips it for transient errors too).
-fn lost_race(e: &anyhow::Error) -> bool {
+pub(crate) fn lost_race(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<sea_orm::DbErr>()
             .is_some_and(|d| berth_db::is_retryable(d) || berth_db::is_fk_violation(d))

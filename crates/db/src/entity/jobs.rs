@@ -1,24 +1,27 @@
-//! Entity for the `registry_deletions` table.
+//! Entity for the `jobs` table.
 
 use sea_orm::entity::prelude::*;
 
-/// One row of `registry_deletions`: a request to delete a repository or some of its tags.
+/// One background job: its kind and JSON payload, its state, attempts, lease and progress
+/// (see [`crate::background_jobs`]).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-#[sea_orm(table_name = "registry_deletions")]
+#[sea_orm(table_name = "jobs")]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
-    pub repository_id: i64,
-    pub repository_path: String,
-    pub project_id: i64,
     pub kind: String,
-    pub params: String,
-    pub status: String,
-    pub error: Option<String>,
-    pub deleted_count: i64,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i32,
+    pub progress: i64,
+    pub project_id: Option<i64>,
+    pub repository_id: Option<i64>,
     pub lease_owner: Option<String>,
     pub lease_until: Option<DateTimeUtc>,
+    pub run_after: DateTimeUtc,
+    pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
     pub started_at: Option<DateTimeUtc>,
     pub finished_at: Option<DateTimeUtc>,
 }
