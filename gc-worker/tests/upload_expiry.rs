@@ -25,7 +25,7 @@ async fn abandoned_uploads_count_and_expire(db: TestDb) {
     let long_ago = Utc::now() - chrono::Duration::hours(30);
     for i in 0..2000 {
         let id = format!("{i:08x}-0000-4000-8000-000000000000");
-        berth_db::uploads::create(c, &id, web, long_ago)
+        berth_db::uploads::create(c, &id, web, None, long_ago)
             .await
             .expect("session");
         berth_db::uploads::set_size(c, &id, 10, long_ago)
@@ -35,7 +35,7 @@ async fn abandoned_uploads_count_and_expire(db: TestDb) {
     }
     // One session a client touched just now stays.
     let live = "ffffffff-0000-4000-8000-000000000000";
-    berth_db::uploads::create(c, live, web, Utc::now())
+    berth_db::uploads::create(c, live, web, None, Utc::now())
         .await
         .expect("session");
     berth_db::uploads::set_size(c, live, 7, Utc::now())

@@ -12,9 +12,9 @@ mod m0006_registry_deletions;
 mod m0007_storage_limits;
 mod m0008_tag_time_index;
 mod m0009_repository_cleanups;
-mod m0010_h6_settings;
 mod m0010_h2_upload_caps;
 mod m0010_h5_jobs;
+mod m0010_h6_settings;
 
 /// Every migration, oldest first.
 pub struct Migrator;

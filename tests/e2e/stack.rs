@@ -57,11 +57,6 @@ impl Proc {
             .status();
     }
 
-    /// Its process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     /// SIGKILL it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

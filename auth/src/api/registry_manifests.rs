@@ -10,7 +10,6 @@ use axum::routing::delete;
 use axum::{Json, Router};
 use berth_content::Immutable;
 use berth_core::Digest;
-use berth_content::Immutable;
 use serde_json::{Value, json};
 
 use super::caller::Caller;

@@ -12,7 +12,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use berth_content::{BatchGuard, Content, Immutable, TagBatch};
 use berth_core::cleanup_policy::{Policy, next_run_at};
 use berth_db::Db;
