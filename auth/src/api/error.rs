@@ -122,6 +122,9 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// API result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +151,3 @@ mod tests {
         }
     }
 }
-
-/// API result.
-pub type ApiResult<T> = Result<T, ApiError>;
