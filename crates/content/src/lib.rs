@@ -44,7 +44,7 @@ use chrono::{DateTime, Utc};
 
 pub use error::{ContentError, Missing, Protected};
 pub use manifests::{DeletedManifest, PutManifest};
-pub use tags::{BatchGuard, TagBatch};
+pub use tags::{BatchGuard, BatchOutcome, TagBatch};
 
 /// Result of a content operation.
 pub type Result<T, E = ContentError> = std::result::Result<T, E>;

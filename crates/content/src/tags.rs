@@ -24,6 +24,15 @@ pub struct TagBatch<'a> {
     pub unchanged_since: Option<DateTime<Utc>>,
 }
 
+/// What a batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Tags deleted.
+    pub deleted: Vec<String>,
+    /// Tags left because an immutable rule protects them.
+    pub protected: Vec<String>,
+}
+
 /// Decides, inside the batch's transaction and after its deletes, whether it may commit
 /// (e.g. renews a lease and answers `false` when the lease was lost). Gets the number of
 /// tags deleted.
@@ -87,14 +96,14 @@ impl Content {
     /// Delete a batch of tags in one transaction: those still there, not changed since
     /// `unchanged_since`, and not protected by an immutable rule. `guard` runs in the same
     /// transaction after the deletes and may refuse the commit (a lost lease); then
-    /// nothing is deleted and `None` is returned. Returns the names deleted.
+    /// nothing is deleted and `None` is returned.
     #[tracing::instrument(skip_all, fields(repository.id = batch.repository_id, tags = batch.names.len()))]
     pub async fn delete_tags(
         &self,
         batch: TagBatch<'_>,
         immutable: Immutable<'_>,
         guard: &(impl BatchGuard + Sync),
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<BatchOutcome>> {
         with_retry("delete_tags", || {
             self.delete_tags_once(batch, immutable, guard)
         })
@@ -106,7 +115,7 @@ impl Content {
         batch: TagBatch<'_>,
         immutable: Immutable<'_>,
         guard: &(impl BatchGuard + Sync),
-    ) -> Result<Option<Vec<String>>> {
+    ) -> Result<Option<BatchOutcome>> {
         let now = Utc::now();
         let review_after = self.review_after(now);
         let txn = self.db.begin_write().await?;
@@ -120,9 +129,13 @@ impl Content {
             .await?;
         current.sort_by(|a, b| (a.manifest_id, &a.name).cmp(&(b.manifest_id, &b.name)));
         let mut deleted = Vec::new();
+        let mut protected = Vec::new();
         for tag in current {
-            let changed = batch.unchanged_since.is_some_and(|t| tag.updated_at > t);
-            if changed || rules.matching(&tag.name).is_some() {
+            if batch.unchanged_since.is_some_and(|t| tag.updated_at > t) {
+                continue;
+            }
+            if rules.matching(&tag.name).is_some() {
+                protected.push(tag.name);
                 continue;
             }
             let gone = berth_db::tags::delete_and_queue(
@@ -142,6 +155,6 @@ impl Content {
             return Ok(None);
         }
         txn.commit().await?;
-        Ok(Some(deleted))
+        Ok(Some(BatchOutcome { deleted, protected }))
     }
 }

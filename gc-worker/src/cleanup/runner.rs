@@ -299,7 +299,7 @@ impl Cleaner {
             .content
             .delete_tags(batch, Immutable::OfProject(project_id), &guard)
             .await?;
-        Ok(deleted.map(|names| names.len() as u64))
+        Ok(deleted.map(|outcome| outcome.deleted.len() as u64))
     }
 }
 

@@ -5,8 +5,12 @@
 //! batches. `latest` and immutable tags are never deleted; immutability is re-read inside
 //! every batch.
 
+use berth_content::{BatchGuard, Content, Immutable, TagBatch};
 use berth_core::cleanup::{Decision, TagFacts};
+use berth_core::immutability::TagPatterns;
 use berth_core::jobs::{BulkRules, RepositoryTarget};
+use berth_db::sea_orm::DatabaseTransaction;
+use berth_db::settings::ReviewDelay;
 use chrono::{DateTime, Utc};
 
 use super::{End, Held, immutable};
@@ -56,37 +60,50 @@ pub(super) async fn run(
 }
 
 /// Delete the tags named `names` (those still there, not immutable, and when `as_of` is
-/// given not moved after it) in one fenced transaction. `None`: the lease was lost.
-/// Returns how many went and which were immutable.
+/// given not moved after it) in one transaction of the content library, fenced by the
+/// lease: the guard renews it inside the transaction and a lost lease rolls the batch
+/// back. `None`: the lease was lost. Returns how many went and which were immutable.
 pub(super) async fn delete_batch(
     held: &Held<'_>,
     target: &RepositoryTarget,
     names: &[String],
     as_of: Option<DateTime<Utc>>,
 ) -> anyhow::Result<Option<(u64, Vec<String>)>> {
-    let Some(txn) = held.begin().await? else {
+    let none = TagPatterns::default();
+    let immutable = match target.project_id {
+        Some(project_id) => Immutable::OfProject(project_id),
+        None => Immutable::Given(&none),
+    };
+    let batch = TagBatch {
+        repository_id: target.repository_id,
+        names,
+        unchanged_since: as_of,
+    };
+    let content = Content::new(
+        held.db().clone(),
+        ReviewDelay::fixed(held.runner.settings.review_delay),
+    );
+    let Some(outcome) = content
+        .delete_tags(batch, immutable, &LeaseGuard(held))
+        .await?
+    else {
         return Ok(None);
     };
-    let now = Utc::now();
-    let review_after = held.review_after(now);
-    let protected = immutable(&txn, target).await?;
-    let repository = target.repository_id;
-    let mut deleted = 0;
-    let mut kept = Vec::new();
-    for name in names {
-        let Some(tag) = berth_db::tags::find(&txn, repository, name).await? else {
-            continue;
-        };
-        if as_of.is_some_and(|t| tag.updated_at > t) {
-            continue;
-        }
-        if protected.matching(name).is_some() {
-            kept.push(name.clone());
-            continue;
-        }
-        berth_db::tags::delete_and_queue(&txn, repository, name, review_after, now).await?;
-        deleted += 1;
+    let deleted = outcome.deleted.len() as u64;
+    held.count(deleted);
+    Ok(Some((deleted, outcome.protected)))
+}
+
+/// Renews the job's lease inside a batch's transaction, adding what it deleted to the
+/// job's progress; a lost lease refuses the commit.
+struct LeaseGuard<'a, 'b>(&'a Held<'b>);
+
+impl BatchGuard for LeaseGuard<'_, '_> {
+    async fn allow(
+        &self,
+        txn: &DatabaseTransaction,
+        deleted: u64,
+    ) -> Result<bool, berth_db::Error> {
+        Ok(self.0.renew_in(txn, deleted).await?)
     }
-    held.commit(txn, deleted).await?;
-    Ok(Some((deleted, kept)))
 }

@@ -142,6 +142,29 @@ impl Held<'_> {
         Ok(())
     }
 
+    /// Inside a batch's transaction: renew the lease, adding `done` items to the job's
+    /// progress. `false`: this worker no longer holds the job.
+    pub(crate) async fn renew_in(
+        &self,
+        txn: &DatabaseTransaction,
+        done: u64,
+    ) -> Result<bool, berth_db::sea_orm::DbErr> {
+        q::renew(
+            txn,
+            self.job.id,
+            &self.runner.owner,
+            done,
+            self.lease_until(),
+        )
+        .await
+    }
+
+    /// Count `done` items a committed batch deleted.
+    pub(crate) fn count(&self, done: u64) {
+        metrics::counter!("berth_job_items_deleted_total", "kind" => self.job.kind.clone())
+            .increment(done);
+    }
+
     /// Mark the job succeeded inside the batch `txn` (its last). `false`: lost.
     pub(crate) async fn succeed_in(&self, txn: &DatabaseTransaction) -> anyhow::Result<bool> {
         Ok(q::finish(txn, self.job.id, &self.runner.owner, None, Utc::now()).await?)
