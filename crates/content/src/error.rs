@@ -86,6 +86,40 @@ impl From<sea_orm::DbErr> for ContentError {
 
 impl Retryable for ContentError {
     fn is_retryable(&self) -> bool {
-        matches!(self, ContentError::Db(e) if e.is_retryable())
+        // The trait's rule (a lost race: serialization, deadlock, or a unique or foreign-key
+        // conflict raised after the operation's own checks), not `Error::is_retryable`'s
+        // narrower one.
+        matches!(self, ContentError::Db(e) if Retryable::is_retryable(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_db::ErrorKind;
+
+    #[test]
+    fn lost_races_are_retried_and_refusals_are_not() {
+        for kind in [
+            ErrorKind::Retryable,
+            ErrorKind::UniqueConflict,
+            ErrorKind::ForeignKeyConflict,
+        ] {
+            assert!(
+                ContentError::Db(berth_db::Error::new(kind, "x")).is_retryable(),
+                "{kind:?}"
+            );
+        }
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::Unavailable,
+            ErrorKind::Other,
+        ] {
+            assert!(
+                !ContentError::Db(berth_db::Error::new(kind, "x")).is_retryable(),
+                "{kind:?}"
+            );
+        }
+        assert!(!ContentError::ManifestUnknown.is_retryable());
     }
 }
