@@ -325,6 +325,19 @@ both!(manifest_errors, |env| {
     assert_eq!(error_code(r).await, "MANIFEST_BLOB_UNKNOWN");
     let r = put_manifest(&env, NAME, "v1", b"{not json").await;
     assert_eq!(error_code(r).await, "MANIFEST_INVALID");
+    // A malformed tag names nothing: reading it is unknown, pushing under it invalid.
+    let r = env
+        .get(
+            &format!("/v2/{NAME}/manifests/.INVALID_MANIFEST_NAME"),
+            env.token(NAME, &["pull"]),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN");
+    let r = put_manifest(&env, NAME, ".bad", b"{}").await;
+    assert_eq!(error_code(r).await, "MANIFEST_INVALID");
     let big = vec![b' '; 4 * 1024 * 1024 + 1];
     let r = put_manifest(&env, NAME, "v1", &big).await;
     assert_eq!(error_code(r).await, "SIZE_INVALID");

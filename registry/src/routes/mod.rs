@@ -153,6 +153,12 @@ async fn handle(state: AppState, rest: String, req: Request, body: Body) -> Resp
             berth_core::name::ReferenceError::BadDigest(d) => {
                 RegistryError::new(ErrorCode::DigestInvalid).message(d.to_string())
             }
+            // A malformed tag cannot name anything stored: reading or deleting it is
+            // "unknown" (the conformance suite asks exactly this); only a push under it is
+            // an invalid manifest.
+            other if method != Method::PUT => {
+                RegistryError::new(ErrorCode::ManifestUnknown).message(other.to_string())
+            }
             other => RegistryError::new(ErrorCode::ManifestInvalid)
                 .message(other.to_string())
                 .detail(serde_json::json!({"reason": "invalid tag"})),
